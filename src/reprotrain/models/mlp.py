@@ -1,0 +1,109 @@
+"""A multi-layer perceptron for tabular features, with train-split scaling built in."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from reprotrain.params import FitParams
+
+ACTIVATIONS: dict[str, type[nn.Module]] = {
+    "relu": nn.ReLU,
+    "tanh": nn.Tanh,
+    "sigmoid": nn.Sigmoid,
+    "gelu": nn.GELU,
+}
+NON_FEATURES = ("label", "id", "group", "input_ids")
+
+
+def feature_columns(table: pd.DataFrame) -> list[str]:
+    """The numeric feature columns of a converted table, in order."""
+    return [c for c in table.columns if c not in NON_FEATURES]
+
+
+class MLP(nn.Module):
+    """Standardise (mean-impute NaN), then Linear → activation → dropout blocks, then a head.
+
+    The scaling statistics are buffers fitted on the training split, so they travel with the
+    weights and the exported model needs no separate preprocessing step.
+    """
+
+    def __init__(
+        self,
+        feature_names: list[str],
+        out_features: int,
+        hidden_sizes: list[int],
+        activation: str = "relu",
+        dropout: float = 0.0,
+        init: str = "kaiming",
+    ) -> None:
+        super().__init__()
+        self.spec = {
+            "feature_names": list(feature_names),
+            "out_features": out_features,
+            "hidden_sizes": list(hidden_sizes),
+            "activation": activation,
+            "dropout": dropout,
+            "init": init,
+        }
+        n = len(feature_names)
+        self.register_buffer("mean", torch.zeros(n))
+        self.register_buffer("std", torch.ones(n))
+        layers: list[nn.Module] = []
+        width = n
+        for size in hidden_sizes:
+            layers += [nn.Linear(width, size), ACTIVATIONS[activation]()]
+            if dropout:
+                layers.append(nn.Dropout(dropout))
+            width = size
+        layers.append(nn.Linear(width, out_features))
+        self.net = nn.Sequential(*layers)
+        self._init_weights(init, activation)
+
+    def _init_weights(self, init: str, activation: str) -> None:
+        for m in self.net.modules():
+            if isinstance(m, nn.Linear):
+                if init == "xavier":
+                    nn.init.xavier_uniform_(m.weight)
+                elif init == "kaiming":
+                    nonlinearity = "relu" if activation in ("relu", "gelu") else "linear"
+                    nn.init.kaiming_uniform_(m.weight, nonlinearity=nonlinearity)
+                else:
+                    nn.init.normal_(m.weight, std=0.02)
+                nn.init.zeros_(m.bias)
+
+    def fit_scaling(self, features: np.ndarray) -> None:
+        """Set the scaling buffers from training-split features (NaN ignored)."""
+        mean = np.nan_to_num(np.nanmean(features, axis=0), nan=0.0)
+        std = np.nan_to_num(np.nanstd(features, axis=0), nan=1.0)
+        std[std < 1e-8] = 1.0
+        self.mean.copy_(torch.as_tensor(mean, dtype=torch.float32))
+        self.std.copy_(torch.as_tensor(std, dtype=torch.float32))
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        """Logits (classification) or predictions (regression) for a float feature batch."""
+        x = (features - self.mean) / self.std
+        x = torch.nan_to_num(x, nan=0.0)  # a missing value becomes the training mean
+        return self.net(x)
+
+
+def build_mlp(p: FitParams, train_set: pd.DataFrame) -> MLP:
+    """An MLP sized to the training table's features, with scaling fitted on it."""
+    names = feature_columns(train_set)
+    if not names:
+        raise ValueError("the training table has no feature columns for an MLP")
+    out = 1 if p.task == "regression" else len(p.labels or [])
+    m = p.model
+    model = MLP(names, out, m.hidden_sizes, m.activation, m.dropout, m.init)
+    model.fit_scaling(train_set[names].to_numpy(dtype=np.float32))
+    return model
+
+
+def mlp_from_spec(spec: dict[str, Any]) -> MLP:
+    """Rebuild an MLP (scaling and weights to be loaded) from its spec."""
+    kwargs = {k: v for k, v in spec.items() if k != "family"}
+    return MLP(**kwargs)

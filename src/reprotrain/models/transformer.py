@@ -1,0 +1,75 @@
+"""Hugging Face sequence classifiers, pretrained or randomly initialised from a config."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pandas as pd
+from torch import nn
+
+from reprotrain.checkpoints import resolve_checkpoint
+from reprotrain.params import FitParams
+
+log = logging.getLogger(__name__)
+
+
+def is_transformer(model: nn.Module) -> bool:
+    """Whether ``model`` is a Hugging Face ``PreTrainedModel``."""
+    from transformers import PreTrainedModel
+
+    return isinstance(model, PreTrainedModel)
+
+
+def _head_kwargs(p: FitParams) -> dict[str, Any]:
+    if p.task == "regression":
+        return {"num_labels": 1, "problem_type": "regression"}
+    labels = list(p.labels or [])
+    return {
+        "num_labels": len(labels),
+        "id2label": dict(enumerate(labels)),
+        "label2id": {name: i for i, name in enumerate(labels)},
+        "problem_type": "single_label_classification",
+    }
+
+
+def build_transformer(p: FitParams, train_set: pd.DataFrame | None = None) -> nn.Module:
+    """``AutoModelForSequenceClassification`` from a checkpoint, or from a config (random).
+
+    Raises:
+        FileNotFoundError: The checkpoint is neither a local folder nor a loadable hub id.
+        ValueError: The checkpoint already has a classification head of another size.
+    """
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    head = _head_kwargs(p)
+    spec = p.model
+    if spec.config is not None:
+        config = AutoConfig.for_model(**{**spec.config, **head})
+        return AutoModelForSequenceClassification.from_config(config)
+    source = resolve_checkpoint(spec.checkpoint)
+    try:
+        config = AutoConfig.from_pretrained(source)
+    except OSError as err:
+        raise FileNotFoundError(
+            f"model checkpoint '{spec.checkpoint}' is neither a local folder nor a hub model "
+            f"available offline ({err.__class__.__name__}: {str(err).splitlines()[0]})"
+        ) from None
+    trained_head = any("ForSequenceClassification" in a for a in config.architectures or [])
+    if trained_head and config.num_labels != head["num_labels"]:
+        raise ValueError(
+            f"checkpoint '{spec.checkpoint}' has a classification head with {config.num_labels} "
+            f"labels {list(config.id2label.values())}, but the task has {head['num_labels']} "
+            f"({p.labels}); use the base model or matching labels"
+        )
+    log.info("loading pretrained %s from %s", spec.checkpoint, source)
+    return AutoModelForSequenceClassification.from_pretrained(source, **head)
+
+
+def transformer_from_spec(spec: dict[str, Any]) -> nn.Module:
+    """Rebuild a sequence classifier (random weights) from its saved config dict."""
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    config = dict(spec["config"])
+    config = AutoConfig.for_model(**config)
+    return AutoModelForSequenceClassification.from_config(config)

@@ -1,0 +1,280 @@
+"""Typed parameters of every step, validated before any node runs.
+
+Each ``conf/<env>/parameters_<step>.yml`` holds one top-level key named after its step. The
+models here give a typo or a bad value a message that names the key and the allowed values,
+instead of a ``KeyError`` deep inside a node. This module imports only pydantic, so that cheap
+steps stay cheap.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+
+class ParameterError(ValueError):
+    """A parameter is missing, misspelt or out of range."""
+
+
+class _Params(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --------------------------------------------------------------------------------------- clean
+class ScoreToLabel(_Params):
+    """Turn a numeric score column into two label names (e.g. sentiment > 0 is positive)."""
+
+    threshold: float = 0.0
+    below: str
+    above: str
+
+
+class CleanParams(_Params):
+    """Which raw columns hold the text, the features and the label, and what to drop."""
+
+    task: Literal["classification", "regression"] = "classification"
+    label_column: str
+    labels: list[str] | None = None
+    label_from_score: ScoreToLabel | None = None
+    text_column: str | None = None
+    numeric_columns: list[str] = []
+    categorical_columns: list[str] = []
+    id_column: str | None = None
+    group_column: str | None = None
+    missing_features: Literal["drop", "keep"] = "drop"
+    drop_duplicates: bool = True
+
+    @model_validator(mode="after")
+    def _check(self) -> CleanParams:
+        if self.text_column is None and not (self.numeric_columns or self.categorical_columns):
+            raise ValueError(
+                "set either 'text_column' or at least one of 'numeric_columns'/'categorical_columns'"
+            )
+        if self.task == "classification" and not self.labels:
+            raise ValueError("'labels' must list the class names for a classification task")
+        return self
+
+
+# ------------------------------------------------------------------------------------- convert
+class ConvertParams(_Params):
+    """How cleaned rows become model inputs: token ids, or numeric feature columns."""
+
+    task: Literal["classification", "regression"] = "classification"
+    labels: list[str] | None = None
+    tokenizer: str | None = None
+    max_length: int = Field(128, gt=1, le=8192)
+    batch_size: int = Field(1000, gt=0)
+    numeric_columns: list[str] = []
+    categories: dict[str, list[str]] = {}
+
+
+# --------------------------------------------------------------------------------------- split
+class SplitParams(_Params):
+    """Train / validation / test fractions, stratification, seed and optional grouping."""
+
+    train: float = Field(0.8, gt=0, lt=1)
+    validation: float = Field(0.1, ge=0, lt=1)
+    test: float = Field(0.1, gt=0, lt=1)
+    stratify: bool = True
+    group_column: str | None = None
+    seed: int = 42
+
+    @model_validator(mode="after")
+    def _sum_to_one(self) -> SplitParams:
+        total = self.train + self.validation + self.test
+        if abs(total - 1.0) > 1e-6:
+            raise ValueError(f"train + validation + test must be 1.0, got {total:g}")
+        return self
+
+
+# ----------------------------------------------------------------------------------------- fit
+class TransformerModelParams(_Params):
+    """A Hugging Face sequence classifier: pretrained (``checkpoint``) or random (``config``)."""
+
+    family: Literal["transformer"]
+    checkpoint: str | None = None
+    config: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> TransformerModelParams:
+        if (self.checkpoint is None) == (self.config is None):
+            raise ValueError("give exactly one of 'checkpoint' (pretrained) or 'config' (random)")
+        return self
+
+
+class MLPModelParams(_Params):
+    """A multi-layer perceptron for tabular features."""
+
+    family: Literal["mlp"]
+    hidden_sizes: list[Annotated[int, Field(gt=0)]] = [64, 64]
+    activation: Literal["relu", "tanh", "sigmoid", "gelu"] = "relu"
+    dropout: float = Field(0.0, ge=0, lt=1)
+    init: Literal["xavier", "kaiming", "normal"] = "kaiming"
+
+
+class OptimizerParams(_Params):
+    """Optimiser, learning rate and regularisation (L2 as decoupled weight decay, plus L1)."""
+
+    name: Literal["sgd", "adam", "adamw"] = "adamw"
+    lr: float = Field(5e-5, gt=0)
+    momentum: float = Field(0.9, ge=0, lt=1)
+    weight_decay: float = Field(0.01, ge=0)
+    l1: float = Field(0.0, ge=0)
+
+
+class ScheduleParams(_Params):
+    """Linear warmup, then decay to zero (or constant) over the run."""
+
+    warmup_steps: int = Field(0, ge=0)
+    decay: Literal["linear", "cosine", "constant"] = "linear"
+
+
+class DataLoaderParams(_Params):
+    """Batching: global batch size, length grouping, workers, optional training subsample."""
+
+    batch_size: int = Field(32, gt=0)
+    eval_batch_size: int = Field(128, gt=0)
+    group_by_length: bool = True
+    num_workers: int = Field(0, ge=0)
+    train_subsample: int | None = Field(None, gt=0)
+
+
+class EarlyStoppingParams(_Params):
+    """Lightning's EarlyStopping callback."""
+
+    monitor: str = "val/loss"
+    mode: Literal["min", "max"] = "min"
+    patience: int = Field(3, ge=1)
+
+
+class TrainerParams(_Params):
+    """The Lightning Trainer's settings."""
+
+    accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"] = "auto"
+    devices: int = Field(1, ge=1)
+    num_nodes: int = Field(1, ge=1)
+    strategy: Literal["auto", "ddp", "fsdp", "deepspeed"] = "auto"
+    precision: Literal["auto", "32-true", "16-mixed", "bf16-mixed", "bf16-true"] = "auto"
+    max_epochs: int = Field(1, ge=1)
+    max_steps: int = Field(-1, ge=-1)
+    val_check_interval: float | int = Field(1.0, gt=0)
+    accumulate_grad_batches: int = Field(1, ge=1)
+    gradient_clip_val: float | None = Field(None, gt=0)
+    early_stopping: EarlyStoppingParams | None = None
+    deterministic: bool = True
+    log_every_n_steps: int = Field(10, ge=1)
+    enable_progress_bar: bool = True
+    num_threads: int | None = Field(None, ge=1)
+
+
+class FitParams(_Params):
+    """Everything the build-model and train nodes need."""
+
+    task: Literal["classification", "regression"] = "classification"
+    labels: list[str] | None = None
+    model: Annotated[TransformerModelParams | MLPModelParams, Field(discriminator="family")]
+    loss: Literal["cross_entropy", "mse"] = "cross_entropy"
+    optimizer: OptimizerParams = OptimizerParams()
+    schedule: ScheduleParams = ScheduleParams()
+    data: DataLoaderParams = DataLoaderParams()
+    trainer: TrainerParams = TrainerParams()
+    checkpoint_dir: str = "data/06_models/checkpoints"
+    log_dir: str = "data/08_reporting/training_logs"
+    resume: bool = False
+    seed: int = 42
+
+    @model_validator(mode="after")
+    def _loss_matches_task(self) -> FitParams:
+        if self.task == "classification" and self.loss != "cross_entropy":
+            raise ValueError("a classification task trains with loss 'cross_entropy'")
+        if self.task == "regression" and self.loss != "mse":
+            raise ValueError("a regression task trains with loss 'mse'")
+        if self.task == "classification" and not self.labels:
+            raise ValueError("'labels' must list the class names for a classification task")
+        return self
+
+
+# ------------------------------------------------------------------------------------ evaluate
+class EvaluateParams(_Params):
+    """Evaluation batch size."""
+
+    task: Literal["classification", "regression"] = "classification"
+    labels: list[str] | None = None
+    batch_size: int = Field(128, gt=0)
+
+
+# ------------------------------------------------------------------------------------- package
+class PackageParams(_Params):
+    """What the package records and how strictly it verifies itself."""
+
+    name: str = "reprotrain-model"
+    tokenizer: str | None = None
+    intended_use: str = ""
+    limitations: str = ""
+    verify_rows: int = Field(32, gt=0)
+    tolerance: float = Field(1e-5, gt=0)
+
+
+# ------------------------------------------------------------------------------------- predict
+class PredictParams(_Params):
+    """Where the package is and which column(s) of the new table it reads."""
+
+    package_dir: str = "data/06_models/package"
+    text_column: str | None = None
+    batch_size: int = Field(64, gt=0)
+
+
+STEP_PARAMS: dict[str, type[_Params]] = {
+    "clean": CleanParams,
+    "convert": ConvertParams,
+    "split": SplitParams,
+    "fit": FitParams,
+    "evaluate": EvaluateParams,
+    "package": PackageParams,
+    "predict": PredictParams,
+}
+
+
+def _describe_error(step: str, model: type[BaseModel], err: ValidationError) -> str:
+    lines = []
+    for e in err.errors():
+        key = ".".join(str(p) for p in (step, *e["loc"]))
+        if e["type"] == "extra_forbidden":
+            parent: Any = model
+            for part in e["loc"][:-1]:
+                field = getattr(parent, "model_fields", {}).get(part)
+                parent = _model_of(field.annotation) if field else None
+            allowed = sorted(getattr(parent, "model_fields", {})) if parent else []
+            lines.append(f"unknown key '{key}' (allowed keys: {', '.join(allowed)})")
+        else:
+            lines.append(f"'{key}': {e['msg']} (got {e.get('input')!r})")
+    return f"invalid parameters in parameters_{step}.yml:\n  " + "\n  ".join(lines)
+
+
+def _model_of(annotation: Any) -> type[BaseModel] | None:
+    """The pydantic model inside an annotation such as ``Model | None``."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        found = _model_of(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def parse(step: str, raw: Any) -> Any:
+    """Validate the raw parameter dict of ``step`` and return its typed model.
+
+    Raises:
+        ParameterError: naming every bad key and, for typos, the allowed keys.
+    """
+    model = STEP_PARAMS[step]
+    if isinstance(raw, model):
+        return raw
+    if raw is None:
+        raise ParameterError(f"parameters_{step}.yml: the top-level key '{step}' is missing")
+    try:
+        return model.model_validate(raw)
+    except ValidationError as err:
+        raise ParameterError(_describe_error(step, model, err)) from None

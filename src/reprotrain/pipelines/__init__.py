@@ -1,0 +1,1 @@
+"""One folder per step pipeline; ``train`` composes them, ``predict`` serves a package."""

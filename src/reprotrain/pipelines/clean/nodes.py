@@ -1,0 +1,117 @@
+"""Clean: drop the rows that cannot be used, normalise text, and report what was removed."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pandas as pd
+
+from reprotrain.params import CleanParams, parse
+
+log = logging.getLogger(__name__)
+
+
+class DataError(ValueError):
+    """The input table cannot be used: a column is missing, or no usable row is left."""
+
+
+def _require_columns(raw: pd.DataFrame, p: CleanParams) -> None:
+    wanted = [p.label_column, p.text_column, p.id_column, p.group_column]
+    wanted += [*p.numeric_columns, *p.categorical_columns]
+    missing = [c for c in wanted if c is not None and c not in raw.columns]
+    if missing:
+        raise DataError(
+            f"raw table is missing the configured column(s) {missing}; "
+            f"it has {list(raw.columns)} (set the column names in parameters_clean.yml)"
+        )
+
+
+def _labels(raw: pd.DataFrame, p: CleanParams) -> pd.Series:
+    """The label of each row as a string (classification) or float (regression); NA if none."""
+    col = raw[p.label_column]
+    if p.task == "regression":
+        return pd.to_numeric(col, errors="coerce").astype("float64")
+    if p.label_from_score is not None:
+        score = pd.to_numeric(col, errors="coerce")
+        rule = p.label_from_score
+        out = pd.Series(pd.NA, index=raw.index, dtype="object")
+        out[score < rule.threshold] = rule.below
+        out[score > rule.threshold] = rule.above
+        return out
+    return col.astype("object").where(col.notna(), pd.NA).map(
+        lambda v: v if v is pd.NA else str(v).strip()
+    )
+
+
+def clean_table(raw: pd.DataFrame, parameters: dict[str, Any]) -> tuple[pd.DataFrame, dict]:
+    """Drop unusable rows and return the cleaned table with a report of removals by reason.
+
+    The cleaned table has standard column names: ``text`` and/or the feature columns,
+    ``label``, and ``id`` / ``group`` when configured. The input frame is never modified.
+
+    Args:
+        raw: The raw table, as read by the catalog.
+        parameters: The ``clean`` parameter group.
+
+    Returns:
+        The cleaned table, and ``{"rows_in", "rows_out", "removed": {reason: count}}``.
+
+    Raises:
+        DataError: When a configured column is missing, or no row is left.
+    """
+    p = parse("clean", parameters)
+    _require_columns(raw, p)
+    if raw.empty:
+        raise DataError("raw table has no rows")
+
+    out = pd.DataFrame(index=raw.index)
+    if p.id_column:
+        out["id"] = raw[p.id_column]
+    if p.group_column:
+        out["group"] = raw[p.group_column].astype("string")
+    if p.text_column:
+        out["text"] = raw[p.text_column].astype("string").str.replace(r"\s+", " ", regex=True)
+        out["text"] = out["text"].str.strip()
+    for c in p.numeric_columns:
+        out[c] = pd.to_numeric(raw[c], errors="coerce").astype("float64")
+    for c in p.categorical_columns:
+        out[c] = raw[c].astype("string").str.strip()
+    out["label"] = _labels(raw, p)
+
+    removed: dict[str, int] = {}
+    keep = pd.Series(True, index=raw.index)
+
+    def drop(reason: str, mask: pd.Series) -> None:
+        mask = mask.fillna(False).astype(bool) & keep
+        removed[reason] = int(mask.sum())
+        keep[mask] = False
+
+    if p.label_from_score is not None:
+        score = pd.to_numeric(raw[p.label_column], errors="coerce")
+        drop("missing_label", score.isna())
+        drop("neutral_score", score == p.label_from_score.threshold)
+    else:
+        drop("missing_label", out["label"].isna())
+    if p.task == "classification":
+        drop("unknown_label", ~out["label"].isin(p.labels or []))
+    if p.text_column:
+        drop("empty_text", out["text"].isna() | (out["text"] == ""))
+    features = [*p.numeric_columns, *p.categorical_columns]
+    if features and p.missing_features == "drop":
+        drop("missing_feature", out[features].isna().any(axis=1))
+    if p.numeric_columns:
+        values = out[p.numeric_columns].to_numpy(dtype="float64", na_value=float("nan"))
+        drop("infinite_feature", pd.Series((abs(values) == float("inf")).any(axis=1), raw.index))
+    if p.drop_duplicates:
+        content = [c for c in out.columns if c not in ("id", "group")]
+        drop("duplicate", out[content].duplicated(keep="first"))
+
+    cleaned = out[keep].reset_index(drop=True)
+    if cleaned.empty:
+        raise DataError(f"no usable rows left after cleaning (removed: {removed})")
+    if p.task == "classification":
+        cleaned["label"] = cleaned["label"].astype("string")
+    report = {"rows_in": len(raw), "rows_out": len(cleaned), "removed": removed}
+    log.info("clean: kept %d of %d rows; removed %s", len(cleaned), len(raw), removed)
+    return cleaned, report

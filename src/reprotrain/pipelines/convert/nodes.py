@@ -1,0 +1,101 @@
+"""Convert: cleaned rows → model inputs (token ids for text, numeric columns for tables).
+
+Nothing here is fitted on data: the tokenizer is pretrained and the category lists come from
+parameters, so converting before splitting leaks no test statistics. Feature scaling is
+fitted later, on the training split only (see ``reprotrain.models.mlp``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from reprotrain.params import ConvertParams, parse
+
+log = logging.getLogger(__name__)
+
+
+def _label_ids(labels: pd.Series, p: ConvertParams) -> pd.Series:
+    if p.task == "regression":
+        return labels.astype("float32")
+    names = list(p.labels or [])
+    unknown = sorted(set(labels.dropna().astype(str)) - set(names))
+    if unknown:
+        raise ValueError(f"labels {unknown} are not in the configured label list {names}")
+    return labels.astype(str).map({n: i for i, n in enumerate(names)}).astype("int64")
+
+
+def _token_ids(texts: list[str], p: ConvertParams) -> pd.Series:
+    """Tokenise in batched calls; return one int32 array per text (no padding)."""
+    from transformers import AutoTokenizer
+
+    from reprotrain.checkpoints import resolve_checkpoint
+
+    if p.tokenizer is None:
+        raise ValueError("convert.tokenizer must name a tokenizer for a text task")
+    tokenizer = AutoTokenizer.from_pretrained(resolve_checkpoint(p.tokenizer), use_fast=True)
+    lengths: list[int] = []
+    chunks: list[np.ndarray] = []
+    start = time.perf_counter()
+    for i in range(0, len(texts), p.batch_size):
+        ids = tokenizer(
+            texts[i : i + p.batch_size],
+            truncation=True,
+            max_length=p.max_length,
+            return_attention_mask=False,
+            return_token_type_ids=False,
+        )["input_ids"]
+        lengths.extend(map(len, ids))
+        chunks.append(np.fromiter((t for row in ids for t in row), dtype=np.int32))
+        log.info("convert: tokenised %d / %d texts", min(i + p.batch_size, len(texts)), len(texts))
+    offsets = np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)]).astype(np.int32)
+    values = np.concatenate(chunks) if chunks else np.empty(0, np.int32)
+    array = pa.ListArray.from_arrays(pa.array(offsets), pa.array(values))
+    log.info("convert: %d texts in %.1fs", len(texts), time.perf_counter() - start)
+    return pd.Series(array.to_pandas(), name="input_ids")
+
+
+def _features(table: pd.DataFrame, p: ConvertParams) -> pd.DataFrame:
+    """Numeric columns cast to float32; categoricals one-hot over the configured categories.
+
+    A missing or unseen category encodes as all zeros; missing numbers stay NaN and are
+    imputed by the model with training-split means.
+    """
+    cols: dict[str, pd.Series] = {}
+    for c in p.numeric_columns:
+        cols[c] = pd.to_numeric(table[c], errors="raise").astype("float32")
+    for c, categories in p.categories.items():
+        values = table[c].astype("string")
+        for cat in categories:
+            cols[f"{c}={cat}"] = (values == cat).fillna(False).astype("float32")
+    return pd.DataFrame(cols, index=table.index)
+
+
+def convert_table(cleaned: pd.DataFrame, parameters: dict[str, Any]) -> pd.DataFrame:
+    """Turn the cleaned table into model inputs.
+
+    Args:
+        cleaned: Output of ``clean_table``: ``text`` and/or feature columns and ``label``.
+        parameters: The ``convert`` parameter group.
+
+    Returns:
+        A table with ``label`` (class index or float target), ``input_ids`` (text) or one
+        float32 column per feature (tabular), and ``id`` / ``group`` when present.
+    """
+    p = parse("convert", parameters)
+    needed = ["label", *p.numeric_columns, *p.categories]
+    missing = [c for c in needed if c not in cleaned.columns]
+    if missing:
+        raise ValueError(f"cleaned table lacks column(s) {missing} named in parameters_convert.yml")
+    out = cleaned[[c for c in ("id", "group") if c in cleaned.columns]].copy()
+    if "text" in cleaned.columns:
+        out["input_ids"] = _token_ids(cleaned["text"].astype(str).tolist(), p)
+    else:
+        out = pd.concat([out, _features(cleaned, p)], axis=1)
+    out["label"] = _label_ids(cleaned["label"], p)
+    return out

@@ -1,0 +1,57 @@
+"""Fit: build the model from parameters and the label set, then train it with Lightning."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import lightning as L
+import pandas as pd
+from torch import nn
+
+from reprotrain.datasets import ModelArtifact
+from reprotrain.models import build_model as _build
+from reprotrain.models import to_artifact
+from reprotrain.params import parse
+from reprotrain.training.trainer import fit
+
+log = logging.getLogger(__name__)
+
+
+def build_model(train_set: pd.DataFrame, parameters: dict[str, Any]) -> nn.Module:
+    """Build the configured model, seeded, sized to the label set and training features.
+
+    Fails before any training starts when the model family, checkpoint or labels are wrong.
+    """
+    p = parse("fit", parameters)
+    if p.task == "classification":
+        seen = set(train_set["label"].unique().tolist())
+        extra = sorted(seen - set(range(len(p.labels or []))))
+        if extra:
+            raise ValueError(
+                f"the training set has label ids {extra} beyond the {len(p.labels or [])} "
+                f"configured labels {p.labels}"
+            )
+    L.seed_everything(p.seed, verbose=False)
+    model = _build(p, train_set)
+    n = sum(t.numel() for t in model.parameters())
+    log.info("built %s model with %.2fM parameters", p.model.family, n / 1e6)
+    return model
+
+
+def train_model(
+    model: nn.Module,
+    train_set: pd.DataFrame,
+    validation_set: pd.DataFrame,
+    parameters: dict[str, Any],
+) -> tuple[ModelArtifact, pd.DataFrame]:
+    """Train the model; return its best weights (as an artifact) and the training history."""
+    p = parse("fit", parameters)
+    world = p.trainer.devices * p.trainer.num_nodes
+    if world > 1:
+        from reprotrain.training.launcher import launch
+
+        trained, history = launch(model, train_set, validation_set, p)
+    else:
+        trained, history = fit(model, train_set, validation_set, p)
+    return to_artifact(trained), history

@@ -1,0 +1,94 @@
+"""Split: train / validation / test, stratified by label, seeded, optionally grouped."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from reprotrain.params import SplitParams, parse
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("train", "validation", "test")
+
+
+def _allocate(n: int, p: SplitParams) -> np.ndarray:
+    """Split sizes for ``n`` items in proportion to the fractions (largest remainder)."""
+    fractions = np.array([p.train, p.validation, p.test])
+    exact = fractions * n
+    sizes = np.floor(exact).astype(int)
+    for i in np.argsort(-(exact - sizes), kind="stable")[: n - sizes.sum()]:
+        sizes[i] += 1
+    return sizes
+
+
+def assign_splits(labels: np.ndarray, groups: np.ndarray | None, p: SplitParams) -> np.ndarray:
+    """Return the split index (0 train, 1 validation, 2 test) of every row.
+
+    Rows are shuffled with the seed; within each stratum (a label, or everything when not
+    stratified) units are dealt to the splits in proportion. A unit is a row, or all rows of
+    one group when a group column is set, so a group never straddles two splits.
+    """
+    rng = np.random.default_rng(p.seed)
+    if groups is None:
+        units = np.arange(len(labels))
+    else:
+        _, units = np.unique(groups, return_inverse=True)
+    n_units = units.max() + 1 if len(units) else 0
+    # The label of a unit is the most frequent label among its rows.
+    unit_label = np.zeros(n_units, dtype=np.int64)
+    if p.stratify:
+        codes = pd.factorize(pd.Series(labels))[0]
+        table = pd.crosstab(units, codes)
+        unit_label = table.to_numpy().argmax(axis=1)
+    unit_split = np.empty(n_units, dtype=np.int8)
+    for stratum in np.unique(unit_label):
+        members = rng.permutation(np.flatnonzero(unit_label == stratum))
+        bounds = np.cumsum(_allocate(len(members), p))
+        unit_split[members] = np.searchsorted(bounds, np.arange(len(members)), side="right")
+    return unit_split[units]
+
+
+def split_table(
+    table: pd.DataFrame, parameters: dict[str, Any]
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict]:
+    """Split the converted table into train, validation and test sets.
+
+    Args:
+        table: Output of ``convert_table``, with a ``label`` column.
+        parameters: The ``split`` parameter group.
+
+    Returns:
+        The train, validation and test tables, and a report of sizes and label counts.
+    """
+    p = parse("split", parameters)
+    if p.group_column is not None and p.group_column not in table.columns:
+        raise ValueError(
+            f"split.group_column '{p.group_column}' is not a column of the table "
+            f"(columns: {list(table.columns)})"
+        )
+    groups = table[p.group_column].to_numpy() if p.group_column else None
+    labels = table["label"].to_numpy()
+    if not np.issubdtype(labels.dtype, np.integer):
+        # Regression targets: stratify on quartiles so each split sees the whole range.
+        labels = pd.qcut(labels, q=min(4, len(labels)), labels=False, duplicates="drop")
+    which = assign_splits(labels, groups, p)
+    parts = [table[which == i].reset_index(drop=True) for i in range(3)]
+    classes = np.issubdtype(table["label"].dtype, np.integer)
+    report = {
+        name: {
+            "rows": len(part),
+            "labels": {str(k): int(v) for k, v in part["label"].value_counts().sort_index().items()}
+            if classes
+            else {},
+        }
+        for name, part in zip(SPLITS, parts, strict=True)
+    }
+    empty = [name for name, part in zip(SPLITS, parts, strict=True) if part.empty]
+    if empty and not (empty == ["validation"] and p.validation == 0):
+        raise ValueError(f"split(s) {empty} are empty: {len(table)} rows are too few for {p}")
+    log.info("split: %s", {k: v["rows"] for k, v in report.items()})
+    return parts[0], parts[1], parts[2], report

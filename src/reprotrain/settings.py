@@ -1,0 +1,10 @@
+"""Project settings (see https://docs.kedro.org/en/stable/configure/configuration_basics/)."""
+
+from reprotrain.hooks import ValidateParametersHook
+
+HOOKS = (ValidateParametersHook(),)
+
+CONFIG_LOADER_ARGS = {
+    "base_env": "base",
+    "default_run_env": "local",
+}

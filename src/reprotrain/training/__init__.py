@@ -1,0 +1,1 @@
+"""Training: the Lightning system, data loading, and the ``fit`` entry point."""

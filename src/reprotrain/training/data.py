@@ -1,0 +1,154 @@
+"""Data loading: converted tables → batches, with dynamic padding and length grouping."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from reprotrain.models.mlp import feature_columns
+
+
+class TableDataset(Dataset):
+    """Rows of a converted table: token ids (text) or a float feature vector (tabular)."""
+
+    def __init__(self, table: pd.DataFrame, regression: bool = False) -> None:
+        self.is_text = "input_ids" in table.columns
+        if self.is_text:
+            self.inputs = [np.asarray(x, dtype=np.int64) for x in table["input_ids"]]
+            self.lengths = np.fromiter(map(len, self.inputs), dtype=np.int64, count=len(table))
+        else:
+            names = feature_columns(table)
+            self.inputs = torch.as_tensor(table[names].to_numpy(dtype=np.float32))
+            self.lengths = np.ones(len(table), dtype=np.int64)
+        labels = table["label"].to_numpy() if "label" in table.columns else np.zeros(len(table))
+        dtype = torch.float32 if regression else torch.int64
+        self.labels = torch.as_tensor(labels.astype(np.float32 if regression else np.int64), dtype=dtype)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> tuple[object, torch.Tensor]:
+        return self.inputs[i], self.labels[i]
+
+
+class Collator:
+    """Stack a batch; pad token ids to the longest sequence in the batch (not globally)."""
+
+    def __init__(self, pad_token_id: int = 0) -> None:
+        self.pad_token_id = pad_token_id
+
+    def __call__(self, items: list[tuple[object, torch.Tensor]]) -> dict[str, torch.Tensor]:
+        labels = torch.stack([y for _, y in items])
+        first = items[0][0]
+        if isinstance(first, torch.Tensor):
+            return {"features": torch.stack([x for x, _ in items]), "labels": labels}
+        width = max(len(x) for x, _ in items)
+        ids = np.full((len(items), width), self.pad_token_id, dtype=np.int64)
+        mask = np.zeros((len(items), width), dtype=np.int64)
+        for row, (x, _) in enumerate(items):
+            ids[row, : len(x)] = x
+            mask[row, : len(x)] = 1
+        return {
+            "input_ids": torch.from_numpy(ids),
+            "attention_mask": torch.from_numpy(mask),
+            "labels": labels,
+        }
+
+
+class GroupedBatchSampler:
+    """Seeded, epoch-aware batches; optionally grouped by length, optionally sharded by rank.
+
+    With ``group_by_length``, shuffled indices are cut into mega-batches of 50 batches, each
+    sorted by length, so a batch holds texts of similar length and pads little. Batches are
+    then shuffled. Under data parallelism each rank takes every ``world_size``-th batch of
+    the global order, with ``batch_size`` the per-device size, so the global batch is the same
+    whatever the number of devices. ``set_epoch`` (called by Lightning) reshuffles.
+    """
+
+    def __init__(
+        self,
+        lengths: np.ndarray,
+        batch_size: int,
+        *,
+        shuffle: bool,
+        group_by_length: bool,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
+        self.lengths = np.asarray(lengths)
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.group_by_length = group_by_length
+        self.seed = seed
+        self.rank = rank
+        self.world_size = world_size
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Use a different (still seeded) order for each epoch."""
+        self.epoch = epoch
+
+    def _global_batches(self) -> list[np.ndarray]:
+        n = len(self.lengths)
+        rng = np.random.default_rng([self.seed, self.epoch])
+        order = rng.permutation(n) if self.shuffle else np.arange(n)
+        if self.group_by_length:
+            mega = self.batch_size * self.world_size * (50 if self.shuffle else n)
+            chunks = [order[i : i + mega] for i in range(0, n, mega)]
+            order = np.concatenate(
+                [c[np.argsort(-self.lengths[c], kind="stable")] for c in chunks] or [order]
+            )
+        step = self.batch_size
+        batches = [order[i : i + step] for i in range(0, n, step)]
+        if self.shuffle and self.group_by_length:
+            batches = [batches[i] for i in rng.permutation(len(batches))]
+        return batches
+
+    def __iter__(self) -> Iterator[list[int]]:
+        batches = self._global_batches()
+        if self.world_size > 1:
+            usable = len(batches) - len(batches) % self.world_size
+            batches = batches[self.rank : usable : self.world_size]
+        return (b.tolist() for b in batches)
+
+    def __len__(self) -> int:
+        n = -(-len(self.lengths) // self.batch_size)
+        return n // self.world_size if self.world_size > 1 else n
+
+
+def make_loader(
+    table: pd.DataFrame,
+    batch_size: int,
+    *,
+    train: bool,
+    group_by_length: bool = True,
+    pad_token_id: int = 0,
+    regression: bool = False,
+    seed: int = 0,
+    num_workers: int = 0,
+    rank: int = 0,
+    world_size: int = 1,
+) -> DataLoader:
+    """A DataLoader over a converted table (shuffled and seeded when ``train``)."""
+    dataset = TableDataset(table, regression=regression)
+    sampler = GroupedBatchSampler(
+        dataset.lengths,
+        batch_size,
+        shuffle=train,
+        group_by_length=group_by_length and dataset.is_text,
+        seed=seed,
+        rank=rank,
+        world_size=world_size,
+    )
+    return DataLoader(
+        dataset,
+        batch_sampler=sampler,
+        collate_fn=Collator(pad_token_id),
+        num_workers=num_workers,
+        persistent_workers=num_workers > 0,
+    )

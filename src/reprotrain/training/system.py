@@ -1,0 +1,147 @@
+"""The LightningModule "system": any model in, loss / optimiser / schedule / metrics around it."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import lightning as L
+import torch
+import torchmetrics
+from torch import nn
+
+from reprotrain.params import OptimizerParams, ScheduleParams
+
+
+def _no_decay(name: str, param: nn.Parameter) -> bool:
+    """Biases, norms and other 1-d parameters get neither weight decay nor L1."""
+    return param.ndim < 2 or "norm" in name.lower() or name.endswith(".bias")
+
+
+def split_decay_groups(model: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
+    """(weights that are regularised, parameters that are not)."""
+    decay, plain = [], []
+    for name, param in model.named_parameters():
+        if param.requires_grad:
+            (plain if _no_decay(name, param) else decay).append(param)
+    return decay, plain
+
+
+def warmup_then_decay(warmup: int, total: int, decay: str):
+    """LR multiplier: linear warmup over ``warmup`` steps, then linear/cosine to 0 or constant."""
+
+    def factor(step: int) -> float:
+        if warmup and step < warmup:
+            return (step + 1) / warmup
+        if decay == "constant" or total <= warmup:
+            return 1.0
+        progress = min(1.0, (step - warmup) / max(1, total - warmup))
+        if decay == "cosine":
+            return 0.5 * (1.0 + math.cos(math.pi * progress))
+        return max(0.0, 1.0 - progress)
+
+    return factor
+
+
+def _metrics(task: str, num_labels: int, prefix: str) -> torchmetrics.MetricCollection:
+    if task == "regression":
+        metrics = {"mse": torchmetrics.MeanSquaredError(), "mae": torchmetrics.MeanAbsoluteError()}
+    else:
+        kw = {"task": "multiclass", "num_classes": num_labels}
+        metrics = {
+            "acc": torchmetrics.Accuracy(**kw),
+            "f1": torchmetrics.F1Score(average="macro", **kw),
+        }
+    return torchmetrics.MetricCollection(metrics, prefix=prefix)
+
+
+class TrainingSystem(L.LightningModule):
+    """Trains any classifier or regressor that maps a batch dict to logits.
+
+    The model receives the batch without ``labels`` (``input_ids``/``attention_mask`` or
+    ``features``) and returns logits, or an object with a ``logits`` attribute.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        task: str = "classification",
+        num_labels: int = 2,
+        optimizer: dict[str, Any] | None = None,
+        schedule: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(ignore=["model"])
+        self.model = model
+        self.task = task
+        self.opt = OptimizerParams(**(optimizer or {}))
+        self.sched = ScheduleParams(**(schedule or {}))
+        self.loss_fn = nn.MSELoss() if task == "regression" else nn.CrossEntropyLoss()
+        self.train_metrics = _metrics(task, num_labels, "train/")
+        self.val_metrics = _metrics(task, num_labels, "val/")
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Logits (or regression outputs, squeezed to one value per row)."""
+        inputs = {k: v for k, v in batch.items() if k != "labels"}
+        out = self.model(**inputs)
+        logits = getattr(out, "logits", out)
+        return logits.squeeze(-1) if self.task == "regression" else logits
+
+    def l1_penalty(self) -> torch.Tensor:
+        """Sum of absolute values of the regularised weights."""
+        decay, _ = split_decay_groups(self.model)
+        return torch.stack([p.abs().sum() for p in decay]).sum()
+
+    def _step(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        logits = self(batch)
+        return self.loss_fn(logits.float(), batch["labels"]), logits
+
+    def _targets(self, logits: torch.Tensor) -> torch.Tensor:
+        return logits.float() if self.task == "regression" else logits.argmax(-1)
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        """Loss (+ L1) of one batch; logs ``train/loss`` and the train metrics."""
+        loss, logits = self._step(batch)
+        if self.opt.l1 > 0:
+            loss = loss + self.opt.l1 * self.l1_penalty()
+        self.train_metrics.update(self._targets(logits.detach()), batch["labels"])
+        n = len(batch["labels"])
+        self.log("train/loss", loss, prog_bar=True, batch_size=n)
+        self.log_dict(self.train_metrics, on_step=False, on_epoch=True, batch_size=n)
+        return loss
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        """Logs ``val/loss`` and the validation metrics."""
+        loss, logits = self._step(batch)
+        self.val_metrics.update(self._targets(logits), batch["labels"])
+        n = len(batch["labels"])
+        self.log("val/loss", loss, prog_bar=True, sync_dist=True, batch_size=n)
+        self.log_dict(self.val_metrics, prog_bar=True, batch_size=n)
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        """The optimiser (L2 as weight decay on weights only) and the warmup-decay schedule."""
+        decay, plain = split_decay_groups(self.model)
+        groups = [
+            {"params": decay, "weight_decay": self.opt.weight_decay},
+            {"params": plain, "weight_decay": 0.0},
+        ]
+        if self.opt.name == "sgd":
+            optimizer = torch.optim.SGD(groups, lr=self.opt.lr, momentum=self.opt.momentum)
+        elif self.opt.name == "adam":
+            # Adam's weight_decay adds L2 to the gradient (coupled); AdamW decouples it.
+            optimizer = torch.optim.Adam(groups, lr=self.opt.lr)
+        else:
+            optimizer = torch.optim.AdamW(groups, lr=self.opt.lr)
+        total = int(self.trainer.estimated_stepping_batches)
+        factor = warmup_then_decay(self.sched.warmup_steps, total, self.sched.decay)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Store the torch RNG state, so a resumed run draws what an uninterrupted one would."""
+        checkpoint["torch_rng_state"] = torch.get_rng_state()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Restore the torch RNG state saved with the checkpoint."""
+        if "torch_rng_state" in checkpoint:
+            torch.set_rng_state(checkpoint["torch_rng_state"])

@@ -1,0 +1,186 @@
+"""Training as a plain function: data + typed parameters in, trained model + history out.
+
+Kedro's ``train_model`` node calls ``fit`` directly on one device; the multi-device launcher
+starts the same function on every rank.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import pandas as pd
+import torch
+from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger
+from torch import nn
+
+from reprotrain.models import pad_token_id
+from reprotrain.params import FitParams, TrainerParams
+from reprotrain.training.data import make_loader
+from reprotrain.training.system import TrainingSystem
+
+log = logging.getLogger(__name__)
+
+BEST = "best"
+LAST = "last"
+
+
+def resolve_precision(p: TrainerParams) -> str:
+    """``auto``: bf16-mixed on a GPU that supports it, else 32-bit."""
+    if p.precision != "auto":
+        return p.precision
+    wants_gpu = p.accelerator in ("auto", "gpu", "cuda")
+    if wants_gpu and torch.cuda.is_available() and torch.cuda.is_bf16_supported():
+        return "bf16-mixed"
+    return "32-true"
+
+
+def last_checkpoint(checkpoint_dir: str | Path) -> Path | None:
+    """The ``last.ckpt`` in ``checkpoint_dir``, if a previous run left one."""
+    path = Path(checkpoint_dir) / f"{LAST}.ckpt"
+    return path if path.is_file() else None
+
+
+def build_trainer(
+    p: FitParams,
+    *,
+    has_validation: bool,
+    callbacks: list[Callback] | None = None,
+    world_size: int = 1,
+) -> L.Trainer:
+    """A Lightning Trainer from the ``fit.trainer`` parameters."""
+    t = p.trainer
+    monitor = "val/loss" if has_validation else "train/loss"
+    checkpoint = ModelCheckpoint(
+        dirpath=p.checkpoint_dir,
+        filename=BEST,
+        monitor=monitor,
+        mode="min",
+        save_top_k=1,
+        save_last=True,
+        enable_version_counter=False,
+    )
+    cbs: list[Callback] = [checkpoint, *(callbacks or [])]
+    if t.early_stopping is not None and has_validation:
+        es = t.early_stopping
+        cbs.append(EarlyStopping(monitor=es.monitor, mode=es.mode, patience=es.patience))
+    return L.Trainer(
+        accelerator=t.accelerator,
+        devices=t.devices,
+        num_nodes=t.num_nodes,
+        strategy=t.strategy,
+        precision=resolve_precision(t),
+        max_epochs=t.max_epochs,
+        max_steps=t.max_steps,
+        val_check_interval=t.val_check_interval if has_validation else None,
+        accumulate_grad_batches=t.accumulate_grad_batches,
+        gradient_clip_val=t.gradient_clip_val,
+        deterministic=t.deterministic,
+        log_every_n_steps=t.log_every_n_steps,
+        enable_progress_bar=t.enable_progress_bar,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        use_distributed_sampler=False,
+        logger=CSVLogger(save_dir=p.log_dir, name="", version=""),
+        callbacks=cbs,
+        default_root_dir=p.checkpoint_dir,
+    )
+
+
+def read_history(log_dir: str | Path) -> pd.DataFrame:
+    """The metrics the CSV logger wrote, one row per logging step."""
+    path = Path(log_dir) / "metrics.csv"
+    if not path.is_file():
+        return pd.DataFrame(columns=["epoch", "step"])
+    return pd.read_csv(path)
+
+
+def load_best_weights(system: TrainingSystem, checkpoint: ModelCheckpoint) -> None:
+    """Load the best checkpoint's weights into ``system`` (safe, weights-only load)."""
+    best = checkpoint.best_model_path
+    if best and Path(best).is_file():
+        state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
+        system.load_state_dict(state)
+        log.info("loaded best weights from %s (%s=%.4f)", best, checkpoint.monitor,
+                 float(checkpoint.best_model_score or float("nan")))
+
+
+def fit(
+    model: nn.Module,
+    train_set: pd.DataFrame,
+    validation_set: pd.DataFrame | None,
+    parameters: FitParams,
+    *,
+    rank: int = 0,
+    world_size: int = 1,
+    callbacks: list[Callback] | None = None,
+) -> tuple[nn.Module, pd.DataFrame]:
+    """Train ``model`` and return it with its best weights, and the training history.
+
+    Args:
+        model: Any model from ``reprotrain.models``.
+        train_set: Converted training rows.
+        validation_set: Converted validation rows (or ``None``/empty: no validation).
+        parameters: The validated ``fit`` parameters.
+        rank: This process's rank (data parallel training).
+        world_size: The number of processes; the per-device batch is the global one over it.
+        callbacks: Extra Lightning callbacks (tests use them to stop or inspect a run).
+    """
+    p = parameters
+    if p.trainer.num_threads:
+        torch.set_num_threads(p.trainer.num_threads)
+    if p.trainer.deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    L.seed_everything(p.seed, workers=True, verbose=False)
+    if p.data.train_subsample and p.data.train_subsample < len(train_set):
+        train_set = train_set.sample(n=p.data.train_subsample, random_state=p.seed)
+    if p.data.batch_size % world_size:
+        raise ValueError(
+            f"fit.data.batch_size={p.data.batch_size} is not divisible by the "
+            f"{world_size} devices; choose a global batch size that is"
+        )
+    loader_kw: dict[str, Any] = {
+        "pad_token_id": pad_token_id(model),
+        "regression": p.task == "regression",
+        "num_workers": p.data.num_workers,
+        "rank": rank,
+        "world_size": world_size,
+    }
+    train_loader = make_loader(
+        train_set,
+        p.data.batch_size // world_size,
+        train=True,
+        group_by_length=p.data.group_by_length,
+        seed=p.seed,
+        **loader_kw,
+    )
+    has_val = validation_set is not None and len(validation_set) > 0
+    val_loader = (
+        make_loader(validation_set, p.data.eval_batch_size, train=False, **loader_kw)
+        if has_val
+        else None
+    )
+    system = TrainingSystem(
+        model,
+        task=p.task,
+        num_labels=len(p.labels or [None]),
+        optimizer=p.optimizer.model_dump(),
+        schedule=p.schedule.model_dump(),
+    )
+    trainer = build_trainer(p, has_validation=has_val, callbacks=callbacks, world_size=world_size)
+    resume_from = last_checkpoint(p.checkpoint_dir) if p.resume else None
+    if p.resume and resume_from is None:
+        log.warning("fit.resume is set but %s holds no last.ckpt: starting afresh", p.checkpoint_dir)
+    elif not p.resume:
+        # A fresh run must not inherit a stale best.ckpt from an earlier run.
+        for name in (BEST, LAST):
+            Path(p.checkpoint_dir, f"{name}.ckpt").unlink(missing_ok=True)
+        Path(p.log_dir, "metrics.csv").unlink(missing_ok=True)
+    trainer.fit(system, train_loader, val_loader, ckpt_path=resume_from, weights_only=True)
+    checkpoint = next(c for c in trainer.callbacks if isinstance(c, ModelCheckpoint))
+    load_best_weights(system, checkpoint)
+    return system.model, read_history(p.log_dir)

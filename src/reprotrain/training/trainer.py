@@ -164,6 +164,7 @@ def fit(
         if has_val
         else None
     )
+    model.train()  # from_pretrained returns eval mode; Lightning keeps modes as it finds them
     system = TrainingSystem(
         model,
         task=p.task,

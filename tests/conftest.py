@@ -59,8 +59,11 @@ def make_penguins(n: int = 150, seed: int = 0) -> pd.DataFrame:
     """A raw table shaped like Palmer penguins, with missing values, three separable species."""
     rng = np.random.default_rng(seed)
     species = np.array(["Adelie", "Chinstrap", "Gentoo"])[np.arange(n) % 3]
-    centre = {"Adelie": (39, 18.5, 190, 3700), "Chinstrap": (49, 18.5, 196, 3700),
-              "Gentoo": (47, 15, 217, 5100)}
+    centre = {
+        "Adelie": (39, 18.5, 190, 3700),
+        "Chinstrap": (49, 18.5, 196, 3700),
+        "Gentoo": (47, 15, 217, 5100),
+    }
     data = np.array([centre[s] for s in species], dtype=float)
     data += rng.normal(0, 1, data.shape) * np.array([1.5, 0.6, 4, 200])
     frame = pd.DataFrame(
@@ -95,7 +98,9 @@ def tiny_checkpoint_dir(tmp_path_factory: pytest.TempPathFactory, tiny_tokenizer
 
     folder = tmp_path_factory.mktemp("tiny_bert")
     torch.manual_seed(0)
-    BertModel(BertConfig(**{k: v for k, v in TINY_BERT.items() if k != "model_type"})).save_pretrained(folder)
+    BertModel(
+        BertConfig(**{k: v for k, v in TINY_BERT.items() if k != "model_type"})
+    ).save_pretrained(folder)
     for f in tiny_tokenizer_dir.iterdir():
         shutil.copy(f, folder / f.name)
     return folder
@@ -105,7 +110,9 @@ def deep_update(base: dict, override: dict) -> dict:
     """Recursively merge ``override`` into a copy of ``base``."""
     out = dict(base)
     for k, v in override.items():
-        out[k] = deep_update(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+        out[k] = (
+            deep_update(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+        )
     return out
 
 
@@ -154,21 +161,33 @@ def scratch_project(
     root = tmp_path / "project"
     shutil.copytree(PROJECT_ROOT / "conf", root / "conf", ignore=shutil.ignore_patterns("local"))
     (root / "conf" / "local").mkdir()
+    (root / "src").mkdir()  # bootstrap_project wants it; the package itself is installed
     shutil.copy(PROJECT_ROOT / "pyproject.toml", root / "pyproject.toml")
-    for layer in ("01_raw", "02_intermediate", "03_primary", "04_feature", "05_model_input",
-                  "06_models", "07_model_output", "08_reporting"):
+    for layer in (
+        "01_raw",
+        "02_intermediate",
+        "03_primary",
+        "04_feature",
+        "05_model_input",
+        "06_models",
+        "07_model_output",
+        "08_reporting",
+    ):
         (root / "data" / layer).mkdir(parents=True)
     globals_path = root / "conf" / "base" / "globals.yml"
     g = yaml.safe_load(globals_path.read_text())
     g.update(model_checkpoint=str(tiny_checkpoint_dir), max_length=32)
     globals_path.write_text(yaml.safe_dump(g))
     project = ScratchProject(root)
-    project.write_params("fit", {
-        "model": {"family": "transformer", "checkpoint": str(tiny_checkpoint_dir)},
-        "optimizer": {"lr": 1e-3},
-        "data": {"batch_size": 16, "train_subsample": None},
-        "trainer": {"accelerator": "cpu", "max_epochs": 1, "enable_progress_bar": False},
-    })
+    project.write_params(
+        "fit",
+        {
+            "model": {"family": "transformer", "checkpoint": str(tiny_checkpoint_dir)},
+            "optimizer": {"lr": 1e-3},
+            "data": {"batch_size": 16, "train_subsample": None},
+            "trainer": {"accelerator": "cpu", "max_epochs": 1, "enable_progress_bar": False},
+        },
+    )
     project.write_raw(make_reviews())
     project.write_raw(make_penguins(), "penguins.csv")
     monkeypatch.chdir(root)

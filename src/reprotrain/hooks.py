@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from kedro.framework.hooks import hook_impl
 
 from reprotrain import params
+
+log = logging.getLogger(__name__)
 
 
 class ValidateParametersHook:
@@ -23,3 +26,25 @@ class ValidateParametersHook:
         for step in params.STEP_PARAMS:
             if step in loaded:
                 params.parse(step, loaded[step])
+
+
+class NameInputsOnErrorHook:
+    """When a node fails, log which files its inputs came from.
+
+    A node never sees paths, so its error names a column or a value; this hook adds the file,
+    e.g. "clean_table failed on raw_table = data/01_raw/movie_reviews.csv".
+    """
+
+    @hook_impl
+    def on_node_error(self, error: Exception, node: Any, catalog: Any) -> None:
+        """Log the file path of every input dataset of the failing node."""
+        described = []
+        for name in node.inputs:
+            if name.startswith("params:") or name == "parameters":
+                continue
+            try:
+                filepath = catalog.get(name)._describe().get("filepath")
+            except Exception:  # noqa: BLE001 - best effort: never mask the real error
+                filepath = None
+            described.append(f"{name} = {filepath}" if filepath else name)
+        log.error("node '%s' failed on %s: %s", node.name, ", ".join(described), error)

@@ -166,6 +166,15 @@ class TrainerParams(_Params):
     log_every_n_steps: int = Field(10, ge=1)
     enable_progress_bar: bool = True
     num_threads: int | None = Field(None, ge=1)
+    # Multi-device runs (devices * num_nodes > 1) go through reprotrain.training.launcher.
+    launcher: Literal["torchrun", "srun"] = "torchrun"
+    rdzv_endpoint: str | None = None
+
+    @model_validator(mode="after")
+    def _check_strategy(self) -> TrainerParams:
+        if self.strategy == "deepspeed":
+            raise ValueError("strategy 'deepspeed' is not supported; use 'ddp' or 'fsdp'")
+        return self
 
 
 class FitParams(_Params):
@@ -197,30 +206,43 @@ class FitParams(_Params):
 
 # ------------------------------------------------------------------------------------ evaluate
 class EvaluateParams(_Params):
-    """Evaluation batch size."""
+    """The task and label names (as in ``fit``) and the inference batch size."""
 
     task: Literal["classification", "regression"] = "classification"
     labels: list[str] | None = None
     batch_size: int = Field(128, gt=0)
 
+    @model_validator(mode="after")
+    def _labels_for_classification(self) -> EvaluateParams:
+        if self.task == "classification" and not self.labels:
+            raise ValueError("'labels' must list the class names for a classification task")
+        return self
+
 
 # ------------------------------------------------------------------------------------- package
 class PackageParams(_Params):
-    """What the package records and how strictly it verifies itself."""
+    """What the package's card says, which data files its lineage hashes, how it self-checks.
 
-    name: str = "reprotrain-model"
-    tokenizer: str | None = None
+    The tokenizer, truncation length and categories come from ``convert``; task, labels and
+    seed from ``fit``: one source of truth each.
+    """
+
+    name: str = Field("reprotrain-model", min_length=1)
     intended_use: str = ""
     limitations: str = ""
+    lineage_files: list[str] = []
     verify_rows: int = Field(32, gt=0)
     tolerance: float = Field(1e-5, gt=0)
 
 
 # ------------------------------------------------------------------------------------- predict
 class PredictParams(_Params):
-    """Where the package is and which column(s) of the new table it reads."""
+    """Which column of the new table holds the text (text tasks), and the batch size.
 
-    package_dir: str = "data/06_models/package"
+    The package itself is the catalog entry ``model_package``; tabular packages name the
+    columns they need in their ``package.json``.
+    """
+
     text_column: str | None = None
     batch_size: int = Field(64, gt=0)
 

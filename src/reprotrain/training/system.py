@@ -135,7 +135,10 @@ class TrainingSystem(L.LightningModule):
         total = int(self.trainer.estimated_stepping_batches)
         factor = warmup_then_decay(self.sched.warmup_steps, total, self.sched.decay)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+        }
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Store the torch RNG state, so a resumed run draws what an uninterrupted one would."""

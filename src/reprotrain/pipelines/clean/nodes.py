@@ -39,8 +39,10 @@ def _labels(raw: pd.DataFrame, p: CleanParams) -> pd.Series:
         out[score < rule.threshold] = rule.below
         out[score > rule.threshold] = rule.above
         return out
-    return col.astype("object").where(col.notna(), pd.NA).map(
-        lambda v: v if v is pd.NA else str(v).strip()
+    return (
+        col.astype("object")
+        .where(col.notna(), pd.NA)
+        .map(lambda v: v if v is pd.NA else str(v).strip())
     )
 
 

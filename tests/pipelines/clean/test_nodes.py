@@ -1,0 +1,96 @@
+"""Tests of the clean node."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from reprotrain.params import ParameterError
+from reprotrain.pipelines.clean.nodes import DataError, clean_table
+from tests.conftest import load_params
+
+REVIEWS = load_params("clean")
+PENGUINS = load_params("clean", env="penguins")
+
+
+def test_text_rows_cleaned_and_counted():
+    raw = pd.DataFrame(
+        {
+            "id": [1, 2, 3, 4, 5, 6, 7],
+            "sentiment": [1.5, -2.0, 0.0, None, 2.0, 1.5, -1.0],
+            "text": [
+                "  a  good\tfilm ",
+                "bad",
+                "meh",
+                "no score",
+                "   ",
+                "  a  good\tfilm ",
+                "dull",
+            ],
+        }
+    )
+    before = raw.copy(deep=True)
+    cleaned, report = clean_table(raw, REVIEWS)
+    pd.testing.assert_frame_equal(raw, before)  # input never mutated
+    assert cleaned["text"].tolist() == ["a good film", "bad", "dull"]
+    assert cleaned["label"].tolist() == ["positive", "negative", "negative"]
+    assert cleaned["id"].tolist() == [1, 2, 7]
+    assert report == {
+        "rows_in": 7,
+        "rows_out": 3,
+        "removed": {
+            "missing_label": 1,
+            "neutral_score": 1,
+            "unknown_label": 0,
+            "empty_text": 1,
+            "duplicate": 1,
+        },
+    }
+
+
+def test_tabular_keeps_missing_features_when_configured(penguins_raw):
+    cleaned, report = clean_table(penguins_raw, PENGUINS)
+    assert len(cleaned) == len(penguins_raw)
+    assert cleaned["bill_length_mm"].isna().sum() == 1
+    assert set(cleaned["label"]) == {"Adelie", "Chinstrap", "Gentoo"}
+    assert "missing_feature" not in report["removed"]  # kept: imputed later from train means
+
+
+def test_tabular_drops_missing_and_unknown_labels(penguins_raw):
+    raw = penguins_raw.copy()
+    raw.loc[0, "species"] = "Emperor"
+    raw.loc[1, "species"] = None
+    raw.loc[2, "flipper_length_mm"] = float("inf")
+    cleaned, report = clean_table(raw, {**PENGUINS, "missing_features": "drop"})
+    removed = report["removed"]
+    assert removed["unknown_label"] == 1
+    assert removed["missing_label"] == 1
+    assert removed["missing_feature"] == 2  # row 3 (bill, mass) and row 7 (sex)
+    assert removed["infinite_feature"] == 1
+    assert len(cleaned) == len(raw) - 5
+
+
+def test_missing_column_names_the_column(reviews_raw):
+    with pytest.raises(DataError, match=r"missing the configured column\(s\) \['text'\]"):
+        clean_table(reviews_raw.rename(columns={"text": "review"}), REVIEWS)
+
+
+def test_header_only_table_fails(reviews_raw):
+    with pytest.raises(DataError, match="no rows"):
+        clean_table(reviews_raw.iloc[:0], REVIEWS)
+
+
+def test_all_labels_missing_fails(reviews_raw):
+    raw = reviews_raw.assign(sentiment=None)
+    with pytest.raises(DataError, match=r"no usable rows left.*'missing_label': 240"):
+        clean_table(raw, REVIEWS)
+
+
+def test_parameter_typo_names_key_and_allowed_keys(reviews_raw):
+    with pytest.raises(ParameterError, match=r"unknown key 'clean.text_colum'.*text_column"):
+        clean_table(reviews_raw, {**REVIEWS, "text_colum": "text"})
+
+
+def test_bad_value_names_allowed_values(reviews_raw):
+    with pytest.raises(ParameterError, match=r"'clean.missing_features'.*'drop' or 'keep'"):
+        clean_table(reviews_raw, {**REVIEWS, "missing_features": "impute"})

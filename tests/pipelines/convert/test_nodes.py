@@ -1,0 +1,72 @@
+"""Tests of the convert node."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from reprotrain.pipelines.clean.nodes import clean_table
+from reprotrain.pipelines.convert.nodes import convert_table
+from tests.conftest import load_params
+
+
+@pytest.fixture
+def text_params(tiny_tokenizer_dir):
+    return {**load_params("convert"), "tokenizer": str(tiny_tokenizer_dir), "max_length": 6}
+
+
+def test_text_becomes_truncated_unpadded_token_ids(tiny_tokenizer_dir, text_params):
+    from transformers import AutoTokenizer
+
+    cleaned = pd.DataFrame(
+        {
+            "id": [1, 2],
+            "text": ["good film", "the plot was very dull and boring"],
+            "label": ["positive", "negative"],
+        }
+    )
+    out = convert_table(cleaned, {**text_params, "batch_size": 1})
+    tok = AutoTokenizer.from_pretrained(tiny_tokenizer_dir)
+    assert out["input_ids"].map(len).tolist() == [4, 6]  # [CLS] good film [SEP]; truncated to 6
+    assert list(out["input_ids"][0]) == tok("good film")["input_ids"]
+    assert out["input_ids"][1][-1] == tok.sep_token_id
+    assert out["label"].tolist() == [1, 0]
+    assert out["id"].tolist() == [1, 2]
+
+
+def test_token_ids_round_trip_through_parquet(tmp_path, text_params, reviews_raw):
+    cleaned, _ = clean_table(reviews_raw, load_params("clean"))
+    out = convert_table(cleaned, text_params)
+    out.to_parquet(tmp_path / "x.parquet")
+    back = pd.read_parquet(tmp_path / "x.parquet")
+    assert all(
+        np.array_equal(a, b) for a, b in zip(out["input_ids"], back["input_ids"], strict=True)
+    )
+    assert len(out) == len(cleaned)
+
+
+def test_tabular_one_hot_uses_fixed_categories(penguins_raw):
+    params = load_params("convert", env="penguins")
+    cleaned, _ = clean_table(penguins_raw, load_params("clean", env="penguins"))
+    out = convert_table(cleaned.iloc[:5], params)  # a slice lacking some categories
+    expected = [f"island={c}" for c in params["categories"]["island"]]
+    assert set(expected) <= set(out.columns)
+    assert out[expected].sum(axis=1).tolist() == [1.0] * 5
+    assert out["sex=female"].dtype == np.float32
+    missing_sex = cleaned.index[cleaned["sex"].isna()][0]
+    row = convert_table(cleaned.loc[[missing_sex]], params)
+    assert row[["sex=female", "sex=male"]].sum(axis=1).item() == 0.0
+
+
+def test_unknown_label_is_named(text_params):
+    cleaned = pd.DataFrame({"text": ["good"], "label": ["mixed"]})
+    with pytest.raises(ValueError, match=r"\['mixed'\] are not in the configured label list"):
+        convert_table(cleaned, text_params)
+
+
+def test_missing_feature_column_is_named(penguins_raw):
+    params = load_params("convert", env="penguins")
+    cleaned, _ = clean_table(penguins_raw, load_params("clean", env="penguins"))
+    with pytest.raises(ValueError, match="body_mass_g"):
+        convert_table(cleaned.drop(columns="body_mass_g"), params)

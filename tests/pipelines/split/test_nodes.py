@@ -1,0 +1,66 @@
+"""Tests of the split node."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from reprotrain.params import ParameterError
+from reprotrain.pipelines.split.nodes import split_table
+from tests.conftest import load_params
+
+PARAMS = load_params("split")
+
+
+def table(n: int = 1000, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame(
+        {
+            "id": np.arange(n),
+            "label": (rng.random(n) < 0.3).astype(np.int64),
+            "group": rng.integers(0, n // 4, n),
+        }
+    )
+
+
+def test_disjoint_cover_sizes_and_stratification():
+    t = table()
+    train, val, test, report = split_table(t, PARAMS)
+    ids = [set(x["id"]) for x in (train, val, test)]
+    assert not (ids[0] & ids[1] or ids[0] & ids[2] or ids[1] & ids[2])
+    assert set().union(*ids) == set(t["id"])
+    assert (len(train), len(val), len(test)) == (800, 100, 100)
+    for part in (train, val, test):  # class share within one row of the whole
+        expected = t["label"].mean() * len(part)
+        assert abs(part["label"].sum() - expected) <= 1
+    assert report["train"]["rows"] == 800
+
+
+def test_seeded():
+    a = split_table(table(), PARAMS)[0]["id"].tolist()
+    b = split_table(table(), PARAMS)[0]["id"].tolist()
+    c = split_table(table(), {**PARAMS, "seed": 7})[0]["id"].tolist()
+    assert a == b
+    assert a != c
+
+
+def test_groups_never_straddle_splits():
+    train, val, test, _ = split_table(table(), {**PARAMS, "group_column": "group"})
+    groups = [set(x["group"]) for x in (train, val, test)]
+    assert not (groups[0] & groups[1] or groups[0] & groups[2] or groups[1] & groups[2])
+
+
+def test_unknown_group_column_is_named():
+    with pytest.raises(ValueError, match="split.group_column 'user'"):
+        split_table(table(), {**PARAMS, "group_column": "user"})
+
+
+def test_fractions_must_sum_to_one():
+    with pytest.raises(ParameterError, match="must be 1.0, got 1.1"):
+        split_table(table(), {**PARAMS, "train": 0.9})
+
+
+def test_too_few_rows_fails_clearly():
+    with pytest.raises(ValueError, match="are empty"):
+        split_table(table(4), PARAMS)

@@ -1,0 +1,103 @@
+"""End-to-end runs of the project: a real KedroSession and the real ``kedro`` command."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+pytestmark = pytest.mark.slow
+
+KEDRO = [sys.executable, "-m", "kedro"]
+DATA_STEPS = ("clean", "convert", "split")
+
+
+def kedro(project, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "KEDRO_DISABLE_TELEMETRY": "1", "COLUMNS": "200"}
+    return subprocess.run(
+        [*KEDRO, *args], cwd=project.root, env=env, capture_output=True, text=True, timeout=600
+    )
+
+
+def outputs(project, task: str = "reviews") -> dict[str, bytes]:
+    files = [
+        f"data/02_intermediate/{task}/clean_table.parquet",
+        f"data/08_reporting/{task}/clean_report.json",
+    ]
+    return {f: project.path(f).read_bytes() for f in files}
+
+
+def test_data_steps_through_a_session(scratch_project):
+    for step in DATA_STEPS:
+        scratch_project.run(step)
+    train = pd.read_parquet(scratch_project.path("data/05_model_input/reviews/train.parquet"))
+    test = pd.read_parquet(scratch_project.path("data/05_model_input/reviews/test.parquet"))
+    assert len(train) == 192 and len(test) == 24
+    assert train["input_ids"].map(len).max() <= 32  # max_length of the scratch project
+    assert set(train["label"]) == {0, 1}
+
+
+def test_tabular_demo_under_its_env(scratch_project):
+    for step in DATA_STEPS:
+        scratch_project.run(step, env="penguins")
+    train = pd.read_parquet(scratch_project.path("data/05_model_input/penguins/train.parquet"))
+    assert "island=Dream" in train.columns and "input_ids" not in train.columns
+    assert not scratch_project.path("data/05_model_input/reviews").exists()
+
+
+def test_clean_stage_imports_no_torch_or_transformers(scratch_project):
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "kedro", "run", "--pipelines=clean"],
+        cwd=scratch_project.root,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "KEDRO_DISABLE_TELEMETRY": "1"},
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    imported = {
+        line.rsplit("|", 1)[-1].strip()
+        for line in done.stderr.splitlines()
+        if line.startswith("import time:")
+    }
+    assert "reprotrain.pipelines.clean.nodes" in imported  # the measurement sees our code
+    assert not imported & {"torch", "transformers", "lightning"}
+
+
+def test_train_pipeline_from_the_command_line(scratch_project):
+    done = kedro(scratch_project, "run", "--pipeline=train")
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert scratch_project.path("data/06_models/reviews/trained_model/model.safetensors").is_file()
+    history = pd.read_csv(scratch_project.path("data/08_reporting/reviews/training_history.csv"))
+    assert "val/acc" in history.columns
+
+
+BAD_RAW = {
+    "missing_text_column": (
+        b"id,sentiment,review\n1,2.0,good\n",
+        "missing the configured column(s) ['text']",
+    ),
+    "empty_file": (b"", "No columns to parse from file"),
+    "header_only": (b"id,sentiment,text\n", "raw table has no rows"),
+    "all_labels_missing": (b"id,sentiment,text\n1,,good\n2,,bad\n", "no usable rows left"),
+    "non_utf8": ("id,sentiment,text\n1,2.0,caf\xe9 cr\xe8me\n".encode("latin-1"), "utf-8"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_RAW))
+def test_bad_raw_file_fails_names_file_and_keeps_outputs(scratch_project, case):
+    assert kedro(scratch_project, "run", "--pipelines=clean").returncode == 0
+    before = outputs(scratch_project)
+    content, message = BAD_RAW[case]
+    raw: Path = scratch_project.path("data/01_raw/movie_reviews.csv")
+    raw.write_bytes(content)
+    done = kedro(scratch_project, "run", "--pipelines=clean")
+    log = " ".join((done.stdout + done.stderr).split())  # undo rich's line wrapping
+    assert done.returncode != 0
+    assert message in log
+    assert "movie_reviews.csv" in log.replace(" ", "")
+    assert outputs(scratch_project) == before

@@ -1,0 +1,52 @@
+"""A training process killed with SIGKILL midway resumes from its last checkpoint and finishes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+pytestmark = pytest.mark.slow
+
+EPOCHS = 60
+
+
+def kedro_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "kedro", "run", "--env=penguins", *args]
+
+
+def test_sigkill_then_resume_finishes(scratch_project):
+    env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "1"}
+    root = scratch_project.root
+    prep = subprocess.run(kedro_cmd("--pipelines=clean,convert,split"), cwd=root, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert prep.returncode == 0, prep.stderr[-2000:]
+    last = scratch_project.path("data/06_models/penguins/checkpoints/last.ckpt")
+    params = f"fit.trainer.max_epochs={EPOCHS},fit.trainer.enable_progress_bar=false"
+    proc = subprocess.Popen(kedro_cmd("--pipelines=fit", "--params", params), cwd=root, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 240
+    while not last.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)  # let it get past the first checkpoint, into later epochs
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "training ended before it could be killed"
+    killed_at = torch.load(last, weights_only=True)["epoch"]
+    assert killed_at < EPOCHS - 1
+    assert not scratch_project.path("data/06_models/penguins/trained_model").exists()
+
+    done = subprocess.run(kedro_cmd("--pipelines=fit", "--params", f"{params},fit.resume=true"),
+                          cwd=root, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    final = torch.load(last, weights_only=True)
+    assert final["epoch"] == EPOCHS - 1
+    steps_per_epoch = final["global_step"] // EPOCHS
+    assert final["global_step"] == EPOCHS * steps_per_epoch
+    assert "Restoring states from the checkpoint" in done.stdout + done.stderr
+    assert scratch_project.path("data/06_models/penguins/trained_model/model.safetensors").is_file()

@@ -23,13 +23,24 @@ def kedro_cmd(*args: str) -> list[str]:
 def test_sigkill_then_resume_finishes(scratch_project):
     env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "1"}
     root = scratch_project.root
-    prep = subprocess.run(kedro_cmd("--pipelines=clean,convert,split"), cwd=root, env=env,
-                          capture_output=True, text=True, timeout=300)
+    prep = subprocess.run(
+        kedro_cmd("--pipelines=clean,convert,split"),
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert prep.returncode == 0, prep.stderr[-2000:]
     last = scratch_project.path("data/06_models/penguins/checkpoints/last.ckpt")
     params = f"fit.trainer.max_epochs={EPOCHS},fit.trainer.enable_progress_bar=false"
-    proc = subprocess.Popen(kedro_cmd("--pipelines=fit", "--params", params), cwd=root, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        kedro_cmd("--pipelines=fit", "--params", params),
+        cwd=root,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 240
     while not last.exists() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -41,8 +52,14 @@ def test_sigkill_then_resume_finishes(scratch_project):
     assert killed_at < EPOCHS - 1
     assert not scratch_project.path("data/06_models/penguins/trained_model").exists()
 
-    done = subprocess.run(kedro_cmd("--pipelines=fit", "--params", f"{params},fit.resume=true"),
-                          cwd=root, env=env, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        kedro_cmd("--pipelines=fit", "--params", f"{params},fit.resume=true"),
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     final = torch.load(last, weights_only=True)
     assert final["epoch"] == EPOCHS - 1

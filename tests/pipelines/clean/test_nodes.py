@@ -94,3 +94,37 @@ def test_parameter_typo_names_key_and_allowed_keys(reviews_raw):
 def test_bad_value_names_allowed_values(reviews_raw):
     with pytest.raises(ParameterError, match=r"'clean.missing_features'.*'drop' or 'keep'"):
         clean_table(reviews_raw, {**REVIEWS, "missing_features": "impute"})
+
+
+def test_duplicated_ids_are_an_error(reviews_raw):
+    raw = reviews_raw.copy()
+    raw.loc[5, "id"] = raw.loc[4, "id"]
+    with pytest.raises(DataError, match=r"column 'id' must hold unique ids; repeated: \[5\]"):
+        clean_table(raw, REVIEWS)
+
+
+def test_non_numeric_values_in_a_numeric_column_are_named(penguins_raw):
+    raw = penguins_raw.astype({"body_mass_g": "object"})
+    raw.loc[2, "body_mass_g"] = "heavy"
+    with pytest.raises(DataError, match=r"column 'body_mass_g' must be numeric.*\['heavy'\]"):
+        clean_table(raw, PENGUINS)
+
+
+def test_non_numeric_score_is_named(reviews_raw):
+    raw = reviews_raw.astype({"sentiment": "object"})
+    raw.loc[0, "sentiment"] = "great!"
+    with pytest.raises(DataError, match=r"column 'sentiment' must be numeric"):
+        clean_table(raw, REVIEWS)
+
+
+def test_single_class_is_an_error(reviews_raw):
+    raw = reviews_raw.assign(sentiment=reviews_raw["sentiment"].abs())
+    with pytest.raises(DataError, match=r"only one class \['positive'\]"):
+        clean_table(raw, REVIEWS)
+
+
+def test_very_long_text_is_kept_whole_for_the_tokenizer(reviews_raw):
+    raw = reviews_raw.copy()
+    raw.loc[0, "text"] = "good " * 20_000
+    cleaned, _ = clean_table(raw, REVIEWS)
+    assert len(cleaned.loc[cleaned["id"] == 1, "text"].item()) == len("good " * 20_000) - 1

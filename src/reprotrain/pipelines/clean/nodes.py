@@ -27,13 +27,25 @@ def _require_columns(raw: pd.DataFrame, p: CleanParams) -> None:
         )
 
 
+def _numeric(raw: pd.DataFrame, column: str) -> pd.Series:
+    """``column`` as float64; a value that is present but not a number is an error, not NaN."""
+    values = pd.to_numeric(raw[column], errors="coerce").astype("float64")
+    bad = raw[column][values.isna() & raw[column].notna()]
+    if len(bad):
+        raise DataError(
+            f"column '{column}' must be numeric but has {len(bad)} non-numeric value(s), "
+            f"e.g. {bad.astype(str).unique()[:3].tolist()}"
+        )
+    return values
+
+
 def _labels(raw: pd.DataFrame, p: CleanParams) -> pd.Series:
     """The label of each row as a string (classification) or float (regression); NA if none."""
     col = raw[p.label_column]
     if p.task == "regression":
-        return pd.to_numeric(col, errors="coerce").astype("float64")
+        return _numeric(raw, p.label_column)
     if p.label_from_score is not None:
-        score = pd.to_numeric(col, errors="coerce")
+        score = _numeric(raw, p.label_column)
         rule = p.label_from_score
         out = pd.Series(pd.NA, index=raw.index, dtype="object")
         out[score < rule.threshold] = rule.below
@@ -60,12 +72,16 @@ def clean_table(raw: pd.DataFrame, parameters: dict[str, Any]) -> tuple[pd.DataF
         The cleaned table, and ``{"rows_in", "rows_out", "removed": {reason: count}}``.
 
     Raises:
-        DataError: When a configured column is missing, or no row is left.
+        DataError: When a configured column is missing or non-numeric where numbers are
+            expected, ids repeat, or no usable row (or only one class) is left.
     """
     p = parse("clean", parameters)
     _require_columns(raw, p)
     if raw.empty:
         raise DataError("raw table has no rows")
+    if p.id_column and raw[p.id_column].duplicated().any():
+        dupes = raw[p.id_column][raw[p.id_column].duplicated()].unique()[:5].tolist()
+        raise DataError(f"column '{p.id_column}' must hold unique ids; repeated: {dupes}")
 
     out = pd.DataFrame(index=raw.index)
     if p.id_column:
@@ -76,7 +92,7 @@ def clean_table(raw: pd.DataFrame, parameters: dict[str, Any]) -> tuple[pd.DataF
         out["text"] = raw[p.text_column].astype("string").str.replace(r"\s+", " ", regex=True)
         out["text"] = out["text"].str.strip()
     for c in p.numeric_columns:
-        out[c] = pd.to_numeric(raw[c], errors="coerce").astype("float64")
+        out[c] = _numeric(raw, c)
     for c in p.categorical_columns:
         out[c] = raw[c].astype("string").str.strip()
     out["label"] = _labels(raw, p)
@@ -114,6 +130,12 @@ def clean_table(raw: pd.DataFrame, parameters: dict[str, Any]) -> tuple[pd.DataF
         raise DataError(f"no usable rows left after cleaning (removed: {removed})")
     if p.task == "classification":
         cleaned["label"] = cleaned["label"].astype("string")
+        classes = sorted(cleaned["label"].unique())
+        if len(classes) < 2:
+            raise DataError(
+                f"only one class {classes} is left after cleaning; a classifier needs at least "
+                f"two of {p.labels}"
+            )
     report = {"rows_in": len(raw), "rows_out": len(cleaned), "removed": removed}
     log.info("clean: kept %d of %d rows; removed %s", len(cleaned), len(raw), removed)
     return cleaned, report

@@ -58,47 +58,31 @@ def _labels(raw: pd.DataFrame, p: CleanParams) -> pd.Series:
     )
 
 
-def clean_table(raw: pd.DataFrame, parameters: dict[str, Any]) -> tuple[pd.DataFrame, dict]:
-    """Drop unusable rows and return the cleaned table with a report of removals by reason.
-
-    The cleaned table has standard column names: ``text`` and/or the feature columns,
-    ``label``, and ``id`` / ``group`` when configured. The input frame is never modified.
-
-    Args:
-        raw: The raw table, as read by the catalog.
-        parameters: The ``clean`` parameter group.
-
-    Returns:
-        The cleaned table, and ``{"rows_in", "rows_out", "removed": {reason: count}}``.
-
-    Raises:
-        DataError: When a configured column is missing or non-numeric where numbers are
-            expected, ids repeat, or no usable row (or only one class) is left.
-    """
-    p = parse("clean", parameters)
-    _require_columns(raw, p)
-    if raw.empty:
-        raise DataError("raw table has no rows")
+def _standardise(raw: pd.DataFrame, p: CleanParams) -> pd.DataFrame:
+    """The configured columns under standard names, text whitespace-normalised."""
     if p.id_column and raw[p.id_column].duplicated().any():
         dupes = raw[p.id_column][raw[p.id_column].duplicated()].unique()[:5].tolist()
         raise DataError(f"column '{p.id_column}' must hold unique ids; repeated: {dupes}")
-
     out = pd.DataFrame(index=raw.index)
     if p.id_column:
         out["id"] = raw[p.id_column]
     if p.group_column:
         out["group"] = raw[p.group_column].astype("string")
     if p.text_column:
-        out["text"] = raw[p.text_column].astype("string").str.replace(r"\s+", " ", regex=True)
-        out["text"] = out["text"].str.strip()
+        text = raw[p.text_column].astype("string").str.replace(r"\s+", " ", regex=True)
+        out["text"] = text.str.strip()
     for c in p.numeric_columns:
         out[c] = _numeric(raw, c)
     for c in p.categorical_columns:
         out[c] = raw[c].astype("string").str.strip()
     out["label"] = _labels(raw, p)
+    return out
 
+
+def _usable(out: pd.DataFrame, raw: pd.DataFrame, p: CleanParams) -> tuple[pd.Series, dict]:
+    """Which rows to keep, and how many were dropped for each reason (first reason wins)."""
     removed: dict[str, int] = {}
-    keep = pd.Series(True, index=raw.index)
+    keep = pd.Series(True, index=out.index)
 
     def drop(reason: str, mask: pd.Series) -> None:
         mask = mask.fillna(False).astype(bool) & keep
@@ -120,11 +104,36 @@ def clean_table(raw: pd.DataFrame, parameters: dict[str, Any]) -> tuple[pd.DataF
         drop("missing_feature", out[features].isna().any(axis=1))
     if p.numeric_columns:
         values = out[p.numeric_columns].to_numpy(dtype="float64", na_value=float("nan"))
-        drop("infinite_feature", pd.Series((abs(values) == float("inf")).any(axis=1), raw.index))
+        drop("infinite_feature", pd.Series((abs(values) == float("inf")).any(axis=1), out.index))
     if p.drop_duplicates:
         content = [c for c in out.columns if c not in ("id", "group")]
         drop("duplicate", out[content].duplicated(keep="first"))
+    return keep, removed
 
+
+def clean_table(raw: pd.DataFrame, parameters: dict[str, Any]) -> tuple[pd.DataFrame, dict]:
+    """Drop unusable rows and return the cleaned table with a report of removals by reason.
+
+    The cleaned table has standard column names: ``text`` and/or the feature columns,
+    ``label``, and ``id`` / ``group`` when configured. The input frame is never modified.
+
+    Args:
+        raw: The raw table, as read by the catalog.
+        parameters: The ``clean`` parameter group.
+
+    Returns:
+        The cleaned table, and ``{"rows_in", "rows_out", "removed": {reason: count}}``.
+
+    Raises:
+        DataError: When a configured column is missing or non-numeric where numbers are
+            expected, ids repeat, or no usable row (or only one class) is left.
+    """
+    p = parse("clean", parameters)
+    _require_columns(raw, p)
+    if raw.empty:
+        raise DataError("raw table has no rows")
+    out = _standardise(raw, p)
+    keep, removed = _usable(out, raw, p)
     cleaned = out[keep].reset_index(drop=True)
     if cleaned.empty:
         raise DataError(f"no usable rows left after cleaning (removed: {removed})")

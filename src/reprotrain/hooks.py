@@ -47,4 +47,11 @@ class NameInputsOnErrorHook:
             except Exception:  # noqa: BLE001 - best effort: never mask the real error
                 filepath = None
             described.append(f"{name} = {filepath}" if filepath else name)
-        log.error("node '%s' failed on %s: %s", node.name, ", ".join(described), error)
+        # markup off: Kedro's rich handler would read "[...]" in an error message as markup
+        log.error(
+            "node '%s' failed on %s: %s",
+            node.name,
+            ", ".join(described),
+            error,
+            extra={"markup": False},
+        )

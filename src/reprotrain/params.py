@@ -174,6 +174,10 @@ class TrainerParams(_Params):
     def _check_strategy(self) -> TrainerParams:
         if self.strategy == "deepspeed":
             raise ValueError("strategy 'deepspeed' is not supported; use 'ddp' or 'fsdp'")
+        if self.strategy == "fsdp" and self.accelerator in ("cpu", "mps"):
+            raise ValueError(
+                "strategy 'fsdp' needs CUDA GPUs (accelerator 'gpu', 'cuda' or 'auto')"
+            )
         return self
 
 
@@ -189,6 +193,9 @@ class FitParams(_Params):
     data: DataLoaderParams = DataLoaderParams()
     trainer: TrainerParams = TrainerParams()
     checkpoint_dir: str = "data/06_models/checkpoints"
+    # A copy of best.ckpt outside checkpoint_dir (a cached DVC output); checkpoint_dir holds
+    # Lightning's resume state, which must survive DVC removing a stage's outputs.
+    best_checkpoint: str | None = None
     log_dir: str = "data/08_reporting/training_logs"
     resume: bool = False
     seed: int = 42

@@ -26,7 +26,9 @@ class TableDataset(Dataset):
             self.lengths = np.ones(len(table), dtype=np.int64)
         labels = table["label"].to_numpy() if "label" in table.columns else np.zeros(len(table))
         dtype = torch.float32 if regression else torch.int64
-        self.labels = torch.as_tensor(labels.astype(np.float32 if regression else np.int64), dtype=dtype)
+        self.labels = torch.as_tensor(
+            labels.astype(np.float32 if regression else np.int64), dtype=dtype
+        )
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -64,9 +66,13 @@ class GroupedBatchSampler:
 
     With ``group_by_length``, shuffled indices are cut into mega-batches of 50 batches, each
     sorted by length, so a batch holds texts of similar length and pads little. Batches are
-    then shuffled. Under data parallelism each rank takes every ``world_size``-th batch of
-    the global order, with ``batch_size`` the per-device size, so the global batch is the same
-    whatever the number of devices. ``set_epoch`` (called by Lightning) reshuffles.
+    then shuffled. ``batch_size`` is the per-device size. Under data parallelism, training
+    (``shuffle=True``) cuts the same global batches of ``batch_size * world_size`` rows as one
+    process would, and each rank takes an equal slice of each, so the global batches, and the
+    averaged gradients, do not depend on the number of devices (a last global batch that does
+    not split evenly loses its remainder). Evaluation (``shuffle=False``) gives each rank every
+    ``world_size``-th row, so every row is evaluated exactly once. ``set_epoch`` (called by
+    Lightning) reshuffles.
     """
 
     def __init__(
@@ -103,22 +109,32 @@ class GroupedBatchSampler:
             order = np.concatenate(
                 [c[np.argsort(-self.lengths[c], kind="stable")] for c in chunks] or [order]
             )
-        step = self.batch_size
+        if not self.shuffle:  # evaluation: this rank's rows, batched
+            order = order[self.rank :: self.world_size]
+            return [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+        step = self.batch_size * self.world_size
         batches = [order[i : i + step] for i in range(0, n, step)]
-        if self.shuffle and self.group_by_length:
+        if self.group_by_length:
             batches = [batches[i] for i in rng.permutation(len(batches))]
+        if self.world_size > 1:
+            sizes = [len(b) // self.world_size for b in batches]
+            batches = [
+                b[self.rank * k : (self.rank + 1) * k]
+                for b, k in zip(batches, sizes, strict=True)
+                if k
+            ]
         return batches
 
     def __iter__(self) -> Iterator[list[int]]:
-        batches = self._global_batches()
-        if self.world_size > 1:
-            usable = len(batches) - len(batches) % self.world_size
-            batches = batches[self.rank : usable : self.world_size]
-        return (b.tolist() for b in batches)
+        return (b.tolist() for b in self._global_batches())
 
     def __len__(self) -> int:
-        n = -(-len(self.lengths) // self.batch_size)
-        return n // self.world_size if self.world_size > 1 else n
+        n = len(self.lengths)
+        if not self.shuffle:
+            rows = len(range(self.rank, n, self.world_size))
+            return (rows + self.batch_size - 1) // self.batch_size
+        step = self.batch_size * self.world_size
+        return n // step + (n % step >= self.world_size)
 
 
 def make_loader(

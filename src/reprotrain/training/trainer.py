@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ import pandas as pd
 import torch
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.plugins.environments import TorchElasticEnvironment
 from torch import nn
 
 from reprotrain.models import pad_token_id
@@ -52,19 +54,37 @@ def build_trainer(
     callbacks: list[Callback] | None = None,
     world_size: int = 1,
 ) -> L.Trainer:
-    """A Lightning Trainer from the ``fit.trainer`` parameters."""
+    """A Lightning Trainer from the ``fit.trainer`` parameters.
+
+    With ``world_size > 1`` the processes already exist (started by torchrun, srun or
+    ``reprotrain.training.launcher``): Lightning joins them through the torchrun environment
+    and never starts processes itself, which under ``kedro run`` would re-run the pipeline.
+
+    Raises:
+        ValueError: ``devices * num_nodes > 1`` in a single process.
+    """
     t = p.trainer
+    if t.devices * t.num_nodes != world_size and world_size == 1:
+        raise ValueError(
+            f"fit.trainer asks for {t.devices * t.num_nodes} processes but this is one process: "
+            "multi-device training goes through reprotrain.training.launcher.launch"
+        )
+    strategy = "ddp" if world_size > 1 and t.strategy == "auto" else t.strategy
     monitor = "val/loss" if has_validation else "train/loss"
-    checkpoint = ModelCheckpoint(
+    best = ModelCheckpoint(
         dirpath=p.checkpoint_dir,
         filename=BEST,
         monitor=monitor,
         mode="min",
         save_top_k=1,
-        save_last=True,
         enable_version_counter=False,
     )
-    cbs: list[Callback] = [checkpoint, *(callbacks or [])]
+    # Lightning's save_last writes last.ckpt only when a new best is saved; resume needs the
+    # latest state, so a second, unmonitored callback overwrites last.ckpt at every save.
+    last = ModelCheckpoint(
+        dirpath=p.checkpoint_dir, filename=LAST, save_top_k=1, enable_version_counter=False
+    )
+    cbs: list[Callback] = [best, last, *(callbacks or [])]
     if t.early_stopping is not None and has_validation:
         es = t.early_stopping
         cbs.append(EarlyStopping(monitor=es.monitor, mode=es.mode, patience=es.patience))
@@ -72,7 +92,8 @@ def build_trainer(
         accelerator=t.accelerator,
         devices=t.devices,
         num_nodes=t.num_nodes,
-        strategy=t.strategy,
+        strategy=strategy,
+        plugins=[TorchElasticEnvironment()] if world_size > 1 else None,
         precision=resolve_precision(t),
         max_epochs=t.max_epochs,
         max_steps=t.max_steps,
@@ -105,8 +126,25 @@ def load_best_weights(system: TrainingSystem, checkpoint: ModelCheckpoint) -> No
     if best and Path(best).is_file():
         state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
         system.load_state_dict(state)
-        log.info("loaded best weights from %s (%s=%.4f)", best, checkpoint.monitor,
-                 float(checkpoint.best_model_score or float("nan")))
+        log.info(
+            "loaded best weights from %s (%s=%.4f)",
+            best,
+            checkpoint.monitor,
+            float(checkpoint.best_model_score or float("nan")),
+        )
+
+
+def keep_best_checkpoint(checkpoint: ModelCheckpoint, target: str | Path) -> None:
+    """Copy the best checkpoint to ``target`` (atomically), apart from the resume state."""
+    best = checkpoint.best_model_path
+    if not best or not Path(best).is_file():
+        log.warning("no best checkpoint to copy to %s", target)
+        return
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp")
+    shutil.copyfile(best, tmp)
+    os.replace(tmp, target)
 
 
 def fit(
@@ -175,13 +213,18 @@ def fit(
     trainer = build_trainer(p, has_validation=has_val, callbacks=callbacks, world_size=world_size)
     resume_from = last_checkpoint(p.checkpoint_dir) if p.resume else None
     if p.resume and resume_from is None:
-        log.warning("fit.resume is set but %s holds no last.ckpt: starting afresh", p.checkpoint_dir)
-    elif not p.resume:
+        log.warning(
+            "fit.resume is set but %s holds no last.ckpt: starting afresh", p.checkpoint_dir
+        )
+    elif not p.resume and rank == 0:
         # A fresh run must not inherit a stale best.ckpt from an earlier run.
         for name in (BEST, LAST):
             Path(p.checkpoint_dir, f"{name}.ckpt").unlink(missing_ok=True)
         Path(p.log_dir, "metrics.csv").unlink(missing_ok=True)
     trainer.fit(system, train_loader, val_loader, ckpt_path=resume_from, weights_only=True)
-    checkpoint = next(c for c in trainer.callbacks if isinstance(c, ModelCheckpoint))
-    load_best_weights(system, checkpoint)
+    best = next(c for c in trainer.callbacks if isinstance(c, ModelCheckpoint) and c.monitor)
+    if p.trainer.strategy != "fsdp":  # FSDP shards the model: rank 0 reloads the checkpoint
+        load_best_weights(system, best)
+    if p.best_checkpoint and rank == 0:
+        keep_best_checkpoint(best, p.best_checkpoint)
     return system.model, read_history(p.log_dir)

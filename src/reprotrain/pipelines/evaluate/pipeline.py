@@ -1,0 +1,56 @@
+"""The evaluate pipeline: test predictions → metrics, plot data and figures."""
+
+from kedro.pipeline import Node, Pipeline
+
+from reprotrain.pipelines.evaluate.nodes import (
+    compute_metrics,
+    confusion_plot_data,
+    plot_confusion_matrix,
+    plot_training_curves,
+    predict_test_set,
+    training_curves,
+)
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    """Create the evaluate pipeline."""
+    return Pipeline(
+        [
+            Node(
+                func=predict_test_set,
+                inputs=["trained_model", "test_set", "params:evaluate"],
+                outputs="test_predictions",
+                name="predict_test_set",
+            ),
+            Node(
+                func=compute_metrics,
+                inputs=["test_predictions", "params:evaluate"],
+                outputs="metrics",
+                name="compute_metrics",
+            ),
+            Node(
+                func=confusion_plot_data,
+                inputs="test_predictions",
+                outputs="confusion_matrix",
+                name="confusion_plot_data",
+            ),
+            Node(
+                func=training_curves,
+                inputs="training_history",
+                outputs="training_curves",
+                name="training_curves",
+            ),
+            Node(
+                func=plot_confusion_matrix,
+                inputs=["test_predictions", "params:evaluate"],
+                outputs="confusion_matrix_plot",
+                name="plot_confusion_matrix",
+            ),
+            Node(
+                func=plot_training_curves,
+                inputs="training_curves",
+                outputs="training_curves_plot",
+                name="plot_training_curves",
+            ),
+        ]
+    )

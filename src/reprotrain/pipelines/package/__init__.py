@@ -1,0 +1,5 @@
+"""The package pipeline."""
+
+from reprotrain.pipelines.package.pipeline import create_pipeline
+
+__all__ = ["create_pipeline"]

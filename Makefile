@@ -1,11 +1,13 @@
 # Thin wrappers; each target creates .venv on first use.
 #   make train   set up, write the demo data, run `kedro run --pipeline=train`
 #   make test    set up, run the test suite
+#   make dvc-repro   set up, run the stages of dvc.yaml that are out of date
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 ENV ?= base
+VIZ_PORT ?= 4141
 # Nothing is fetched from a model hub at run time; set HF_HUB_OFFLINE=0 to allow hub ids.
 export HF_HUB_OFFLINE ?= 1
 export KEDRO_DISABLE_TELEMETRY := 1
@@ -45,15 +47,19 @@ lint: setup
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 
+# Kedro-Viz as a static site in build/ (with dataset previews from data/), served on localhost.
 viz: data
-	$(BIN)/kedro viz build
-	$(BIN)/python -m http.server --directory build 4141
+	$(BIN)/kedro viz build --include-previews
+	@echo "Kedro-Viz: http://127.0.0.1:$(VIZ_PORT)/  (Ctrl-C to stop)"
+	$(BIN)/python -m http.server --bind 127.0.0.1 --directory build $(VIZ_PORT)
 
 bench: data
 	$(BIN)/python benchmarks/run.py
 
-dvc-repro: data
-	$(BIN)/dvc repro
+# The stages call `kedro` and `python`: this venv's, whether or not the shell activated it.
+# The raw stage writes data/01_raw itself, so `make data` is not needed first.
+dvc-repro: setup
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro
 
 clean-venv:
 	rm -rf $(VENV)

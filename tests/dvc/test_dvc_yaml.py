@@ -1,0 +1,188 @@
+"""dvc.yaml agrees with the pipelines, the catalog and the parameter files (no dvc run).
+
+These keep the stage definitions honest as the project changes: a new parameter key, a new
+catalog output or a new pipeline input fails here until dvc.yaml lists it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.conftest import PROJECT_ROOT
+
+STEPS = ["clean", "convert", "split", "fit", "evaluate", "package"]
+GLOBALS_FILE = "conf/base/globals.yml"
+GLOBAL_REF = re.compile(r"\$\{globals:(\w+)\}")
+
+
+def load_yaml(relative: str) -> Any:
+    return yaml.safe_load((PROJECT_ROOT / relative).read_text())
+
+
+GLOBALS = load_yaml(GLOBALS_FILE)
+
+
+def resolve(path: str) -> str:
+    """dvc.yaml's own ${var} templating, from globals.yml."""
+    return re.sub(r"\$\{(\w+)\}", lambda m: str(GLOBALS[m.group(1)]), path)
+
+
+def entries(stage: dict, section: str) -> dict[str, dict]:
+    """A stage's deps/outs/metrics/plots as {resolved path: options}."""
+    found = {}
+    for item in stage.get(section, []):
+        if isinstance(item, dict):
+            ((path, options),) = item.items()
+        else:
+            path, options = item, {}
+        found[resolve(path)] = options or {}
+    return found
+
+
+def params(stage: dict) -> dict[str, list[str]]:
+    """A stage's params as {file: [keys]}."""
+    out: dict[str, list[str]] = {}
+    for item in stage.get("params", []):
+        assert isinstance(item, dict), f"name the params file of {item!r}"
+        out.update(item)
+    return out
+
+
+def lookup(tree: dict, dotted: str) -> Any:
+    for part in dotted.split("."):
+        tree = tree[part]
+    return tree
+
+
+@pytest.fixture(scope="module")
+def dvc_yaml() -> dict:
+    return load_yaml("dvc.yaml")
+
+
+@pytest.fixture(scope="module")
+def catalog() -> dict:
+    from kedro.config import OmegaConfigLoader
+
+    loader = OmegaConfigLoader(str(PROJECT_ROOT / "conf"), base_env="base", default_run_env="local")
+    return loader["catalog"]
+
+
+def test_one_stage_per_step_pipeline(dvc_yaml):
+    stages = dvc_yaml["stages"]
+    assert list(stages) == ["raw", *STEPS]
+    for step in STEPS:
+        assert stages[step]["cmd"] == f"kedro run --pipelines={step}"
+        assert (PROJECT_ROOT / "src/reprotrain/pipelines" / step / "pipeline.py").is_file()
+        assert f"src/reprotrain/pipelines/{step}" in entries(stages[step], "deps")
+        assert "src/reprotrain/params.py" in entries(stages[step], "deps")
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_params_list_every_key_the_step_file_sets(dvc_yaml, step):
+    listed = params(dvc_yaml["stages"][step])
+    own = f"conf/base/parameters_{step}.yml"
+    group = load_yaml(own)[step]
+    assert sorted(listed[own]) == sorted(f"{step}.{key}" for key in group)
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_params_list_the_globals_their_keys_point_to(dvc_yaml, step):
+    listed = params(dvc_yaml["stages"][step])
+    referenced = set()
+    for file, keys in listed.items():
+        if file == GLOBALS_FILE:
+            continue
+        tree = load_yaml(file)
+        for key in keys:
+            referenced |= set(GLOBAL_REF.findall(yaml.safe_dump(lookup(tree, key))))
+    assert referenced <= set(listed.get(GLOBALS_FILE, [])), step
+    assert set(listed.get(GLOBALS_FILE, [])) <= set(GLOBALS)
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_catalog_files_are_the_stage_outputs_and_inputs(dvc_yaml, catalog, step):
+    stage = dvc_yaml["stages"][step]
+    pipeline = importlib.import_module(f"reprotrain.pipelines.{step}.pipeline").create_pipeline()
+    made = set().union(*(node.outputs for node in pipeline.nodes))
+    used = set().union(*(node.inputs for node in pipeline.nodes)) - made
+
+    def files(names: set[str]) -> set[str]:
+        return {catalog[n]["filepath"] for n in names if "filepath" in catalog.get(n, {})}
+
+    outs = {**entries(stage, "outs"), **entries(stage, "metrics"), **entries(stage, "plots")}
+    # fit also writes fit.best_checkpoint, a path from its parameters rather than the catalog
+    extra = {"data/06_models/reviews/best.ckpt"} if step == "fit" else set()
+    assert files(made) == set(outs) - extra
+    assert files(used) <= set(entries(stage, "deps"))
+
+
+def test_reports_are_uncached_metrics_and_plots(dvc_yaml):
+    evaluate = dvc_yaml["stages"]["evaluate"]
+    uncached = {
+        path
+        for section in ("outs", "metrics")
+        for path, options in entries(evaluate, section).items()
+        if options.get("cache") is False
+    }
+    assert set(entries(evaluate, "metrics")) == {"data/08_reporting/reviews/metrics.json"}
+    for path in uncached:  # kept in git (.gitignore ignores the rest of data/)
+        assert f"!{path}" in (PROJECT_ROOT / ".gitignore").read_text(), path
+    plotted = set()
+    for definition in dvc_yaml["plots"]:
+        if isinstance(definition, str):
+            plotted.add(definition)
+        else:
+            (options,) = definition.values()
+            plotted |= set(options["y"])
+    assert plotted == uncached - {"data/08_reporting/reviews/metrics.json"}
+    assert len(plotted) == 4  # confusion matrix and training curves: data and figure
+
+
+def test_training_checkpoints_keep_the_run_cache(dvc_yaml):
+    """best.ckpt is a cached output; resume state is no output, and nothing is `persist`."""
+    fit = load_yaml("conf/base/parameters_fit.yml")["fit"]
+    stages = dvc_yaml["stages"]
+    outs = entries(stages["fit"], "outs")
+    best = fit["best_checkpoint"].replace("${globals:task_name}", GLOBALS["task_name"])
+    assert best in outs
+    every_out = {
+        p for s in stages.values() for sec in ("outs", "metrics", "plots") for p in entries(s, sec)
+    }
+    for key in ("checkpoint_dir", "log_dir"):
+        scratch = fit[key].replace("${globals:task_name}", GLOBALS["task_name"])
+        assert not any(
+            Path(scratch).is_relative_to(p) or Path(p).is_relative_to(scratch) for p in every_out
+        ), scratch
+    for stage in stages.values():
+        for section in ("outs", "metrics", "plots"):
+            assert not any(o.get("persist") for o in entries(stage, section).values())
+
+
+def test_package_depends_on_its_lineage_files(dvc_yaml):
+    lineage = load_yaml("conf/base/parameters_package.yml")["package"]["lineage_files"]
+    deps = entries(dvc_yaml["stages"]["package"], "deps")
+    for name in lineage:
+        resolved = GLOBAL_REF.sub(lambda m: str(GLOBALS[m.group(1)]), name)
+        assert resolved in deps, name
+
+
+def test_catalog_never_versions_a_dvc_output():
+    assert "versioned" not in (PROJECT_ROOT / "conf/base/catalog.yml").read_text().replace(
+        "`versioned: true`", ""
+    )
+
+
+def test_default_remote_lives_outside_the_repository():
+    import configparser
+
+    config = configparser.ConfigParser()
+    config.read(PROJECT_ROOT / ".dvc" / "config")
+    name = config["core"]["remote"]
+    url = config[f"'remote \"{name}\"'"]["url"]
+    assert not Path(url).expanduser().resolve().is_relative_to(PROJECT_ROOT)

@@ -13,9 +13,9 @@ export HF_HUB_OFFLINE ?= 1
 export KEDRO_DISABLE_TELEMETRY := 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: setup data train test lint viz bench dvc-repro clean-venv help
+.PHONY: setup data train test lint viz bench dvc-repro audit clean-venv help
 help:
-	@echo "make train | test | setup | data | lint | viz | bench | dvc-repro"
+	@echo "make train | test | setup | data | lint | viz | bench | dvc-repro | audit"
 
 setup: $(VENV)/.setup-done
 
@@ -60,6 +60,12 @@ bench: data
 # The raw stage writes data/01_raw itself, so `make data` is not needed first.
 dvc-repro: setup
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro
+
+# Known vulnerabilities (PyPI advisory database) in the venv's installed packages; the project
+# itself (editable) is skipped. pip-audit is installed into the venv on first use.
+audit: setup
+	$(BIN)/python -m pip_audit --version >/dev/null 2>&1 || $(BIN)/pip install --quiet pip-audit
+	$(BIN)/python -m pip_audit --skip-editable --progress-spinner off
 
 clean-venv:
 	rm -rf $(VENV)

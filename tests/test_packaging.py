@@ -55,3 +55,15 @@ def test_text_package_needs_a_tokenizer_and_text(tiny_tokenizer_dir):
         package.predict(pd.DataFrame({"text": ["good", None]}))
     other = package.predict(pd.DataFrame({"review": ["good"]}), text_column="review")
     assert other["label"].iloc[0] in ("negative", "positive")
+
+
+def test_tabular_package_rejects_infinite_values():
+    package = in_memory_package(tiny_mlp(penguin_features()), task="classification",
+                                labels=PENGUIN_LABELS, numeric_columns=NUMERIC, categories=CATEGORIES)
+    rows = pd.DataFrame({c: [40.0, 41.0, 42.0] for c in NUMERIC})
+    rows[["island", "sex"]] = ["Dream", "male"]
+    rows.loc[2, "flipper_length_mm"] = -np.inf
+    with pytest.raises(
+        PackageInputError, match=r"column 'flipper_length_mm' holds infinite values \(rows \[2\]\)"
+    ):
+        package.predict(rows)

@@ -201,16 +201,21 @@ class TabularPackage:
         unknown category encodes as all zeros, as in the convert step.
 
         Raises:
-            PackageInputError: A needed column is missing, or a numeric column is not numeric.
+            PackageInputError: A needed column is missing, or a numeric column is not numeric
+                or holds an infinite value.
         """
         frame = _as_frame(rows, None)
         _require(frame, [*self.numeric_columns, *self.categories])
         cols = []
         for c in self.numeric_columns:
             try:
-                cols.append(pd.to_numeric(frame[c], errors="raise").to_numpy(dtype=np.float32))
+                values = pd.to_numeric(frame[c], errors="raise").to_numpy(dtype=np.float32)
             except (ValueError, TypeError) as err:
                 raise PackageInputError(f"column '{c}' must be numeric: {err}") from None
+            if np.isinf(values).any():
+                rows = frame.index[np.isinf(values)].tolist()[:5]
+                raise PackageInputError(f"column '{c}' holds infinite values (rows {rows})")
+            cols.append(values)
         for c, values in self.categories.items():
             text = frame[c].astype("string").str.strip()
             cols += [(text == v).fillna(False).to_numpy(dtype=np.float32) for v in values]

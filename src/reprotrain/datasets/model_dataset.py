@@ -90,13 +90,15 @@ class SafetensorsModelDataset(AbstractDataset[ModelArtifact, ModelArtifact]):
         for name in (SPEC_FILE, WEIGHTS_FILE):
             if not self._fs.exists(self._path(name)):
                 raise DatasetError(f"model folder {folder} has no {name}")
+        name = SPEC_FILE
         try:
             with self._fs.open(self._path(SPEC_FILE), "r") as f:
                 spec = json.load(f)
+            name = WEIGHTS_FILE
             with self._fs.open(self._path(WEIGHTS_FILE), "rb") as f:
                 state = load(f.read())
         except Exception as err:  # corrupt JSON or safetensors header
-            raise DatasetError(f"model folder {folder} is corrupt: {err}") from err
+            raise DatasetError(f"model folder {folder} is corrupt: {name}: {err}") from err
         device = self._load_args.get("device", "cpu")
         return ModelArtifact(spec, {k: v.to(device) for k, v in state.items()})
 

@@ -17,6 +17,7 @@ import pandas as pd
 import torch
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.plugins import TorchCheckpointIO
 from lightning.pytorch.plugins.environments import TorchElasticEnvironment
 from torch import nn
 
@@ -41,10 +42,51 @@ def resolve_precision(p: TrainerParams) -> str:
     return "32-true"
 
 
+class FileCheckpointIO(TorchCheckpointIO):
+    """Lightning's checkpoint IO, streaming local checkpoints straight to disk.
+
+    Lightning serialises a whole checkpoint into memory before writing it (``_atomic_save``):
+    weights plus optimiser state, ~270 MB for MiniLM with AdamW, on top of the training
+    state (benchmarks/RESULTS.md, peak RSS). Local paths are written to a temporary file and
+    renamed instead, which is just as atomic; remote URLs keep Lightning's path.
+    """
+
+    def save_checkpoint(
+        self, checkpoint: dict[str, Any], path: str | Path, storage_options: Any = None
+    ) -> None:
+        """Write ``checkpoint`` to ``path`` atomically (temporary file, then rename)."""
+        if "://" in str(path) or storage_options is not None:
+            super().save_checkpoint(checkpoint, path, storage_options)
+            return
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        torch.save(checkpoint, tmp)
+        os.replace(tmp, path)
+
+
 def last_checkpoint(checkpoint_dir: str | Path) -> Path | None:
     """The ``last.ckpt`` in ``checkpoint_dir``, if a previous run left one."""
     path = Path(checkpoint_dir) / f"{LAST}.ckpt"
     return path if path.is_file() else None
+
+
+def check_checkpoint(path: str | Path) -> None:
+    """Fail clearly when the checkpoint to resume from cannot be read (truncated, corrupt).
+
+    The file is opened memory-mapped with ``weights_only=True``: nothing is unpickled, and
+    the tensors are not read into memory.
+
+    Raises:
+        ValueError: Naming the file, with what to do about it.
+    """
+    try:
+        torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as err:  # noqa: BLE001 - torch raises many types for a damaged file
+        raise ValueError(
+            f"cannot resume from {path}: the checkpoint is truncated or corrupt ({err}); "
+            "delete it, or set fit.resume: false to start afresh"
+        ) from err
 
 
 def build_trainer(
@@ -93,7 +135,7 @@ def build_trainer(
         devices=t.devices,
         num_nodes=t.num_nodes,
         strategy=strategy,
-        plugins=[TorchElasticEnvironment()] if world_size > 1 else None,
+        plugins=[FileCheckpointIO(), *([TorchElasticEnvironment()] if world_size > 1 else [])],
         precision=resolve_precision(t),
         max_epochs=t.max_epochs,
         max_steps=t.max_steps,
@@ -124,7 +166,8 @@ def load_best_weights(system: TrainingSystem, checkpoint: ModelCheckpoint) -> No
     """Load the best checkpoint's weights into ``system`` (safe, weights-only load)."""
     best = checkpoint.best_model_path
     if best and Path(best).is_file():
-        state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
+        # mmap: only the weights are read into memory, not the optimiser state beside them
+        state = torch.load(best, map_location="cpu", weights_only=True, mmap=True)["state_dict"]
         system.load_state_dict(state)
         log.info(
             "loaded best weights from %s (%s=%.4f)",
@@ -212,6 +255,8 @@ def fit(
     )
     trainer = build_trainer(p, has_validation=has_val, callbacks=callbacks, world_size=world_size)
     resume_from = last_checkpoint(p.checkpoint_dir) if p.resume else None
+    if resume_from is not None:
+        check_checkpoint(resume_from)
     if p.resume and resume_from is None:
         log.warning(
             "fit.resume is set but %s holds no last.ckpt: starting afresh", p.checkpoint_dir

@@ -128,3 +128,8 @@ def test_very_long_text_is_kept_whole_for_the_tokenizer(reviews_raw):
     raw.loc[0, "text"] = "good " * 20_000
     cleaned, _ = clean_table(raw, REVIEWS)
     assert len(cleaned.loc[cleaned["id"] == 1, "text"].item()) == len("good " * 20_000) - 1
+
+
+def test_a_wholly_empty_numeric_column_is_named(penguins_raw):
+    with pytest.raises(DataError, match="numeric column 'body_mass_g' has no values: all 150"):
+        clean_table(penguins_raw.assign(body_mass_g=None), PENGUINS)

@@ -264,3 +264,14 @@ def test_label_ids_beyond_the_label_list(tmp_path):
     data = tabular().assign(label=lambda t: t["label"] + 1)  # ids 1..3 for 3 labels
     with pytest.raises(ValueError, match=r"label ids \[3\] beyond the 3 configured labels"):
         build_model(data, mlp_params(tmp_path))
+
+
+def test_a_truncated_resume_checkpoint_is_named(tmp_path):
+    params = mlp_params(tmp_path / "r")
+    run(params, tabular(), tabular(32, 1), callbacks=[StopAfterFirstEpoch()])
+    last = tmp_path / "r" / "ckpt" / "last.ckpt"
+    last.write_bytes(last.read_bytes()[:500])
+    with pytest.raises(
+        ValueError, match=r"cannot resume from .*last\.ckpt: the checkpoint is truncated"
+    ):
+        run({**params, "resume": True}, tabular(), tabular(32, 1))

@@ -73,6 +73,8 @@ def _standardise(raw: pd.DataFrame, p: CleanParams) -> pd.DataFrame:
         out["text"] = text.str.strip()
     for c in p.numeric_columns:
         out[c] = _numeric(raw, c)
+        if out[c].isna().all():
+            raise DataError(f"numeric column '{c}' has no values: all {len(raw)} are missing")
     for c in p.categorical_columns:
         out[c] = raw[c].astype("string").str.strip()
     out["label"] = _labels(raw, p)
@@ -125,8 +127,9 @@ def clean_table(raw: pd.DataFrame, parameters: dict[str, Any]) -> tuple[pd.DataF
         The cleaned table, and ``{"rows_in", "rows_out", "removed": {reason: count}}``.
 
     Raises:
-        DataError: When a configured column is missing or non-numeric where numbers are
-            expected, ids repeat, or no usable row (or only one class) is left.
+        DataError: When a configured column is missing, non-numeric where numbers are
+            expected or wholly empty, ids repeat, or no usable row (or only one class) is
+            left.
     """
     p = parse("clean", parameters)
     _require_columns(raw, p)

@@ -1,0 +1,150 @@
+"""Atomic versions of the kedro-datasets types the catalog writes: temporary file, then rename.
+
+kedro-datasets writes a file in place: a crash, a full disk or a failing serialiser midway
+leaves a truncated file where a good one stood. The classes here write to a temporary
+sibling (same folder, so the same file system) and ``os.replace`` it over the target only
+once the write has finished; on any error the temporary file is removed and the previous
+file stays byte-for-byte as it was.
+
+Loading, load and save arguments and everything else are the parent class's. Only local
+paths are written atomically; for a remote protocol (``s3://`` ...) the parent's save runs
+unchanged, since an object store replaces an object in one request anyway.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import PurePosixPath
+from typing import Any
+
+from kedro.io.core import DatasetError, get_filepath_str
+from kedro_datasets.json import JSONDataset
+from kedro_datasets.pandas import CSVDataset, ParquetDataset
+
+
+class AtomicSaveMixin:
+    """Make a file dataset's ``save`` atomic: write to a temporary sibling, then rename.
+
+    Mix it in before a kedro-datasets class whose ``save`` writes one file at
+    ``self._get_save_path()`` (``CSVDataset``, ``ParquetDataset``, ``JSONDataset``,
+    ``MatplotlibDataset`` with a single figure): while the parent saves, ``_get_save_path``
+    returns the temporary path ``.<stem>.tmp-<random><suffix>`` beside the target.
+
+    Example:
+
+    .. code-block:: python
+
+        class AtomicCSVDataset(AtomicSaveMixin, CSVDataset):
+            '''``pandas.CSVDataset``, saved atomically.'''
+    """
+
+    _protocol: str
+    _atomic_tmp: PurePosixPath | None = None
+
+    def _get_save_path(self) -> PurePosixPath:
+        if self._atomic_tmp is not None:
+            return self._atomic_tmp
+        return super()._get_save_path()  # type: ignore[misc]
+
+    def save(self, data: Any) -> None:
+        """Save through the parent class into a temporary file, then rename it into place.
+
+        Raises:
+            DatasetError: The target is a folder, or the parent's save failed (the
+                temporary file is removed, the previous file is left unchanged).
+        """
+        if self._protocol != "file":
+            super().save(data)  # type: ignore[misc]
+            return
+        target = self._get_save_path()
+        target_str = get_filepath_str(target, self._protocol)
+        if os.path.isdir(target_str):
+            raise DatasetError(f"cannot save {type(self).__name__}: {target_str} is a folder")
+        self._atomic_tmp = target.with_name(
+            f".{target.stem}.tmp-{secrets.token_hex(4)}{target.suffix}"
+        )
+        tmp_str = get_filepath_str(self._atomic_tmp, self._protocol)
+        try:
+            super().save(data)  # type: ignore[misc]
+            os.replace(tmp_str, target_str)
+        except BaseException:
+            if os.path.lexists(tmp_str):
+                os.remove(tmp_str)
+            raise
+        finally:
+            self._atomic_tmp = None
+            self._invalidate_cache()  # type: ignore[attr-defined]
+
+
+class AtomicCSVDataset(AtomicSaveMixin, CSVDataset):
+    """``pandas.CSVDataset`` whose saves are atomic (temporary file, then rename).
+
+    Example catalog entry (YAML API):
+
+    .. code-block:: yaml
+
+        test_predictions:
+          type: reprotrain.datasets.AtomicCSVDataset
+          filepath: data/07_model_output/reviews/test_predictions.csv
+
+    Example (Python API):
+
+    .. code-block:: pycon
+
+        >>> import pandas as pd
+        >>> from reprotrain.datasets import AtomicCSVDataset
+        >>> ds = AtomicCSVDataset(filepath=tmp_path / "table.csv")
+        >>> ds.save(pd.DataFrame({"a": [1, 2]}))
+        >>> ds.load()["a"].tolist()
+        [1, 2]
+    """
+
+
+class AtomicParquetDataset(AtomicSaveMixin, ParquetDataset):
+    """``pandas.ParquetDataset`` whose saves are atomic (temporary file, then rename).
+
+    Example catalog entry (YAML API):
+
+    .. code-block:: yaml
+
+        clean_table:
+          type: reprotrain.datasets.AtomicParquetDataset
+          filepath: data/02_intermediate/reviews/clean_table.parquet
+
+    Example (Python API):
+
+    .. code-block:: pycon
+
+        >>> import pandas as pd
+        >>> from reprotrain.datasets import AtomicParquetDataset
+        >>> ds = AtomicParquetDataset(filepath=tmp_path / "table.parquet")
+        >>> ds.save(pd.DataFrame({"a": [1, 2]}))
+        >>> ds.load()["a"].tolist()
+        [1, 2]
+    """
+
+
+class AtomicJSONDataset(AtomicSaveMixin, JSONDataset):
+    """``json.JSONDataset`` whose saves are atomic (temporary file, then rename).
+
+    Example catalog entry (YAML API):
+
+    .. code-block:: yaml
+
+        metrics:
+          type: reprotrain.datasets.AtomicJSONDataset
+          filepath: data/08_reporting/reviews/metrics.json
+          save_args:
+            indent: 2
+
+    Example (Python API):
+
+    .. code-block:: pycon
+
+        >>> from reprotrain.datasets import AtomicJSONDataset
+        >>> ds = AtomicJSONDataset(filepath=tmp_path / "report.json")
+        >>> ds.save({"rows": 3})
+        >>> ds.load()
+        {'rows': 3}
+    """

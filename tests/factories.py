@@ -50,10 +50,13 @@ def tiny_mlp(table: pd.DataFrame, seed: int = 0) -> MLP:
 def tiny_bert(labels: list[str] | None = None) -> torch.nn.Module:
     """A randomly initialised tiny BERT sequence classifier."""
     torch.manual_seed(0)
-    p = parse("fit", {
-        "labels": labels or REVIEW_LABELS,
-        "model": {"family": "transformer", "config": TINY_BERT},
-    })
+    p = parse(
+        "fit",
+        {
+            "labels": labels or REVIEW_LABELS,
+            "model": {"family": "transformer", "config": TINY_BERT},
+        },
+    )
     return build_model(p, pd.DataFrame()).eval()
 
 
@@ -62,8 +65,9 @@ def mlp_artifact(table: pd.DataFrame) -> ModelArtifact:
     return to_artifact(tiny_mlp(table))
 
 
-def draft_for(model: torch.nn.Module, table: pd.DataFrame, tokenizer: Path | None = None,
-              rows: int = 16) -> PackageDraft:
+def draft_for(
+    model: torch.nn.Module, table: pd.DataFrame, tokenizer: Path | None = None, rows: int = 16
+) -> PackageDraft:
     """A package draft of ``model`` with a minimal card, verified on ``rows`` rows of ``table``."""
     is_mlp = isinstance(model, MLP)
     package = in_memory_package(
@@ -77,8 +81,15 @@ def draft_for(model: torch.nn.Module, table: pd.DataFrame, tokenizer: Path | Non
     )
     info = package_info(package, "test-model", "tests", "none")
     lineage = {"git": None, "data": {}, "libraries": {}, "seed": 0}
-    return PackageDraft(package, info, "# test\n", {"accuracy": 0.5}, lineage,
-                        example_rows(package, table, rows), 1e-5)
+    return PackageDraft(
+        package,
+        info,
+        "# test\n",
+        {"accuracy": 0.5},
+        lineage,
+        example_rows(package, table, rows),
+        1e-5,
+    )
 
 
 def token_table(tokenizer_dir: Path, texts: list[str], labels: list[int]) -> pd.DataFrame:
@@ -87,7 +98,9 @@ def token_table(tokenizer_dir: Path, texts: list[str], labels: list[int]) -> pd.
 
     tok = AutoTokenizer.from_pretrained(str(tokenizer_dir))
     ids = tok(texts, truncation=True, max_length=32)["input_ids"]
-    return pd.DataFrame({"input_ids": [np.asarray(x, dtype=np.int32) for x in ids], "label": labels})
+    return pd.DataFrame(
+        {"input_ids": [np.asarray(x, dtype=np.int32) for x in ids], "label": labels}
+    )
 
 
 ISOLATION = '''
@@ -123,8 +136,12 @@ def run_isolated(code: str, cwd: Path) -> str:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
     done = subprocess.run(
-        [sys.executable, "-I", "-c", ISOLATION + code], cwd=cwd, env=env,
-        capture_output=True, text=True, timeout=600,
+        [sys.executable, "-I", "-c", ISOLATION + code],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     if done.returncode:
         raise AssertionError(f"isolated process failed:\n{done.stderr[-3000:]}")

@@ -27,10 +27,21 @@ def test_to_predictions_softmax_label_and_score():
 
 
 def test_tabular_package_accepts_dicts_and_frames():
-    package = in_memory_package(tiny_mlp(penguin_features()), task="classification",
-                                labels=PENGUIN_LABELS, numeric_columns=NUMERIC, categories=CATEGORIES)
-    row = {"bill_length_mm": 40.0, "bill_depth_mm": 18.0, "flipper_length_mm": 190.0,
-           "body_mass_g": None, "island": "Dream", "sex": "unknown-value"}
+    package = in_memory_package(
+        tiny_mlp(penguin_features()),
+        task="classification",
+        labels=PENGUIN_LABELS,
+        numeric_columns=NUMERIC,
+        categories=CATEGORIES,
+    )
+    row = {
+        "bill_length_mm": 40.0,
+        "bill_depth_mm": 18.0,
+        "flipper_length_mm": 190.0,
+        "body_mass_g": None,
+        "island": "Dream",
+        "sex": "unknown-value",
+    }
     from_dicts = package.predict([row])
     from_frame = package.predict(pd.DataFrame([row]))
     pd.testing.assert_frame_equal(from_dicts, from_frame)
@@ -41,15 +52,25 @@ def test_tabular_package_accepts_dicts_and_frames():
 
 def test_tabular_package_rejects_a_mismatched_preprocessing():
     with pytest.raises(PackageError, match="expects"):
-        in_memory_package(tiny_mlp(penguin_features()), task="classification",
-                          labels=PENGUIN_LABELS, numeric_columns=NUMERIC[:2], categories=CATEGORIES)
+        in_memory_package(
+            tiny_mlp(penguin_features()),
+            task="classification",
+            labels=PENGUIN_LABELS,
+            numeric_columns=NUMERIC[:2],
+            categories=CATEGORIES,
+        )
 
 
 def test_text_package_needs_a_tokenizer_and_text(tiny_tokenizer_dir):
     with pytest.raises(PackageError, match="tokenizer"):
         in_memory_package(tiny_bert(), task="classification", labels=["negative", "positive"])
-    package = in_memory_package(tiny_bert(), task="classification", labels=["negative", "positive"],
-                                tokenizer=str(tiny_tokenizer_dir), max_length=16)
+    package = in_memory_package(
+        tiny_bert(),
+        task="classification",
+        labels=["negative", "positive"],
+        tokenizer=str(tiny_tokenizer_dir),
+        max_length=16,
+    )
     assert len(package.predict("a  good\n film")) == 1
     with pytest.raises(PackageInputError, match="missing text"):
         package.predict(pd.DataFrame({"text": ["good", None]}))
@@ -58,8 +79,13 @@ def test_text_package_needs_a_tokenizer_and_text(tiny_tokenizer_dir):
 
 
 def test_tabular_package_rejects_infinite_values():
-    package = in_memory_package(tiny_mlp(penguin_features()), task="classification",
-                                labels=PENGUIN_LABELS, numeric_columns=NUMERIC, categories=CATEGORIES)
+    package = in_memory_package(
+        tiny_mlp(penguin_features()),
+        task="classification",
+        labels=PENGUIN_LABELS,
+        numeric_columns=NUMERIC,
+        categories=CATEGORIES,
+    )
     rows = pd.DataFrame({c: [40.0, 41.0, 42.0] for c in NUMERIC})
     rows[["island", "sex"]] = ["Dream", "male"]
     rows.loc[2, "flipper_length_mm"] = -np.inf

@@ -59,8 +59,19 @@ ONNX_FILE = "model.onnx"
 ONNX_INPUT = "features"
 ONNX_OUTPUT = "logits"
 LIBRARIES = (
-    "torch", "transformers", "tokenizers", "safetensors", "lightning", "torchmetrics",
-    "kedro", "kedro-datasets", "pandas", "numpy", "onnx", "onnxscript", "onnxruntime",
+    "torch",
+    "transformers",
+    "tokenizers",
+    "safetensors",
+    "lightning",
+    "torchmetrics",
+    "kedro",
+    "kedro-datasets",
+    "pandas",
+    "numpy",
+    "onnx",
+    "onnxscript",
+    "onnxruntime",
 )
 
 
@@ -134,7 +145,9 @@ class TextPackage:
         return text.tolist()
 
     @torch.inference_mode()
-    def outputs(self, rows: Any, *, batch_size: int = 64, text_column: str | None = None) -> np.ndarray:
+    def outputs(
+        self, rows: Any, *, batch_size: int = 64, text_column: str | None = None
+    ) -> np.ndarray:
         """Raw model outputs for every row, in row order (texts batched by length)."""
         texts = self.texts(rows, text_column)
         order = np.argsort([-len(t) for t in texts], kind="stable")
@@ -152,7 +165,9 @@ class TextPackage:
             out[idx] = self.model(**enc).logits.float().cpu().numpy()
         return out
 
-    def predict(self, rows: Any, *, batch_size: int = 64, text_column: str | None = None) -> pd.DataFrame:
+    def predict(
+        self, rows: Any, *, batch_size: int = 64, text_column: str | None = None
+    ) -> pd.DataFrame:
         """Label and score (classification) or prediction (regression) for every row.
 
         Args:
@@ -163,7 +178,9 @@ class TextPackage:
         Raises:
             PackageInputError: The text column is missing or has missing values.
         """
-        return to_predictions(self.outputs(rows, batch_size=batch_size, text_column=text_column), self.labels)
+        return to_predictions(
+            self.outputs(rows, batch_size=batch_size, text_column=text_column), self.labels
+        )
 
 
 class TabularPackage:
@@ -225,7 +242,9 @@ class TabularPackage:
     def outputs(self, rows: Any, *, batch_size: int = 1024, **_: Any) -> np.ndarray:
         """Raw model outputs for every row, in row order."""
         x = torch.from_numpy(self.features(rows))
-        chunks = [self.model(x[i : i + batch_size]).float().numpy() for i in range(0, len(x), batch_size)]
+        chunks = [
+            self.model(x[i : i + batch_size]).float().numpy() for i in range(0, len(x), batch_size)
+        ]
         width = 1 if self.labels is None else len(self.labels)
         return np.concatenate(chunks) if chunks else np.empty((0, width), np.float32)
 
@@ -267,8 +286,13 @@ def load_package(folder: str | Path, *, verify: bool = True) -> Package:
         model = AutoModelForSequenceClassification.from_pretrained(folder)
         tokenizer = AutoTokenizer.from_pretrained(folder)
         return TextPackage(
-            model, tokenizer, task=info["task"], labels=info["labels"],
-            max_length=info["max_length"], text_column=info["inputs"]["text_column"], info=info,
+            model,
+            tokenizer,
+            task=info["task"],
+            labels=info["labels"],
+            max_length=info["max_length"],
+            text_column=info["inputs"]["text_column"],
+            info=info,
         )
     if info["family"] == "mlp":
         from safetensors.torch import load_file
@@ -277,8 +301,12 @@ def load_package(folder: str | Path, *, verify: bool = True) -> Package:
         model.load_state_dict(load_file(folder / WEIGHTS_FILE), strict=True)
         pre = info["preprocessing"]
         return TabularPackage(
-            model, task=info["task"], labels=info["labels"],
-            numeric_columns=pre["numeric_columns"], categories=pre["categories"], info=info,
+            model,
+            task=info["task"],
+            labels=info["labels"],
+            numeric_columns=pre["numeric_columns"],
+            categories=pre["categories"],
+            info=info,
         )
     raise PackageError(f"{info_path}: unknown model family {info['family']!r}")
 
@@ -293,7 +321,9 @@ def compare_predictions(
         PackageVerificationError: Naming the first differing row.
     """
     if len(expected) != len(actual):
-        raise PackageVerificationError(f"{what}: {len(actual)} predictions, expected {len(expected)}")
+        raise PackageVerificationError(
+            f"{what}: {len(actual)} predictions, expected {len(expected)}"
+        )
     if "label" in expected:
         differ = np.flatnonzero(expected["label"].to_numpy() != actual["label"].to_numpy())
         if differ.size:
@@ -349,7 +379,10 @@ def git_commit() -> dict[str, Any] | None:
         ).stdout.strip()
         status = subprocess.run(
             ["git", "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True, text=True, check=True, timeout=30,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=30,
         ).stdout
     except (OSError, subprocess.SubprocessError):
         return None
@@ -407,8 +440,8 @@ def render_card(
     if text:
         usage = (
             "```python\nfrom transformers import pipeline\n\n"
-            "classify = pipeline(\"text-classification\", model=\"path/to/this/folder\")\n"
-            "classify([\"a lovely, moving film\"], truncation=True)  # truncation=True: as in training\n```"
+            'classify = pipeline("text-classification", model="path/to/this/folder")\n'
+            'classify(["a lovely, moving film"], truncation=True)  # truncation=True: as in training\n```'
         )
         inputs = f"one text column (`{info['inputs']['text_column']}`), truncated to {info['max_length']} tokens"
         front = "---\nlibrary_name: transformers\npipeline_tag: text-classification\n---\n\n"
@@ -416,11 +449,11 @@ def render_card(
         pre = info["preprocessing"]
         usage = (
             "```python\nimport json, numpy as np, onnxruntime as ort\n\n"
-            "info = json.load(open(\"package.json\"))  # feature_names, categories, labels\n"
-            "session = ort.InferenceSession(\"model.onnx\")\n"
+            'info = json.load(open("package.json"))  # feature_names, categories, labels\n'
+            'session = ort.InferenceSession("model.onnx")\n'
             "features = ...  # float32 [rows, len(feature_names)]: numbers as-is (NaN allowed),\n"
             "                # categories one-hot in the order of feature_names\n"
-            "logits = session.run([\"logits\"], {\"features\": features})[0]\n```"
+            'logits = session.run(["logits"], {"features": features})[0]\n```'
         )
         inputs = (
             f"numeric columns {pre['numeric_columns']} (missing → training mean) and categorical "
@@ -428,7 +461,8 @@ def render_card(
         )
         front = ""
     files = (
-        "`config.json`, `model.safetensors`, tokenizer files" if text
+        "`config.json`, `model.safetensors`, tokenizer files"
+        if text
         else f"`{WEIGHTS_FILE}`, `{ONNX_FILE}`"
     )
     data_rows = [f"| {k} | {v} |" for k, v in data_summary.items()]
@@ -436,24 +470,24 @@ def render_card(
         f"| `{k}` | {v['sha256'] if v else 'missing'} |" for k, v in lineage["data"].items()
     ]
     libs = ", ".join(f"{k} {v}" for k, v in lineage["libraries"].items() if v)
-    return f"""{front}# {info['name']}
+    return f"""{front}# {info["name"]}
 
-Model family: {info['family']}; task: {info['task']} ({labels}). Trained and packaged by reprotrain.
+Model family: {info["family"]}; task: {info["task"]} ({labels}). Trained and packaged by reprotrain.
 
 ## Intended use
 
-{info.get('intended_use') or 'Not stated.'}
+{info.get("intended_use") or "Not stated."}
 
 ## Limitations
 
-{info.get('limitations') or 'Not stated.'}
+{info.get("limitations") or "Not stated."}
 Scores are softmax probabilities of an uncalibrated model. Inputs: {inputs}.
 
 ## Data
 
 | split | rows |
 |---|---|
-{chr(10).join(data_rows) or '| (unknown) | |'}
+{chr(10).join(data_rows) or "| (unknown) | |"}
 
 ## Test metrics
 
@@ -469,13 +503,13 @@ Scores are softmax probabilities of an uncalibrated model. Inputs: {inputs}.
 
 ## Lineage
 
-- git commit: {git.get('commit', 'unknown')}{' (with uncommitted changes)' if git.get('dirty') else ''}
-- seed: {lineage['seed']}
+- git commit: {git.get("commit", "unknown")}{" (with uncommitted changes)" if git.get("dirty") else ""}
+- seed: {lineage["seed"]}
 - libraries: {libs}
 
 | data file | SHA-256 |
 |---|---|
-{chr(10).join(data_files) or '| (none recorded) | |'}
+{chr(10).join(data_files) or "| (none recorded) | |"}
 
 ## Use
 
@@ -488,7 +522,9 @@ Nothing in this folder is pickled.
 
 
 # ------------------------------------------------------------------------------------- drafts
-def package_info(package: Package, name: str, intended_use: str, limitations: str) -> dict[str, Any]:
+def package_info(
+    package: Package, name: str, intended_use: str, limitations: str
+) -> dict[str, Any]:
     """The ``package.json`` of a package built from an in-memory ``package``."""
     info: dict[str, Any] = {
         "format": FORMAT_VERSION,
@@ -547,21 +583,33 @@ class PackageDraft:
         else:
             from safetensors.torch import save_file
 
-            state = {k: v.detach().cpu().contiguous() for k, v in self.package.model.state_dict().items()}
+            state = {
+                k: v.detach().cpu().contiguous() for k, v in self.package.model.state_dict().items()
+            }
             save_file(state, folder / WEIGHTS_FILE, metadata={"format": "pt"})
             export_onnx(self.package.model, folder / ONNX_FILE)
         for name, content in (
-            (PACKAGE_FILE, self.info), (METRICS_FILE, self.metrics), (LINEAGE_FILE, self.lineage)
+            (PACKAGE_FILE, self.info),
+            (METRICS_FILE, self.metrics),
+            (LINEAGE_FILE, self.lineage),
         ):
-            (folder / name).write_text(json.dumps(content, indent=2, sort_keys=True, default=str) + "\n")
+            (folder / name).write_text(
+                json.dumps(content, indent=2, sort_keys=True, default=str) + "\n"
+            )
         (folder / CARD_FILE).write_text(self.card)
 
     def _set_tokenizer_max_length(self, folder: Path) -> None:
-        """Record the training truncation length, so ``pipeline(..., truncation=True)`` matches."""
+        """Record the training truncation length, so ``pipeline(..., truncation=True)`` matches.
+
+        Loading options that ``save_pretrained`` copies from the environment (offline mode,
+        local paths) are dropped, so the same model gives the same package on any machine.
+        """
         path = folder / "tokenizer_config.json"
         if path.is_file():
             config = json.loads(path.read_text())
             config["model_max_length"] = self.package.max_length
+            for key in ("local_files_only", "name_or_path", "_name_or_path"):
+                config.pop(key, None)
             path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
 
     def verify(self, folder: Path) -> None:
@@ -615,11 +663,16 @@ def in_memory_package(
     """Wrap a trained model (and its preprocessing) in the same predict API as a loaded package."""
     if isinstance(model, MLP):
         return TabularPackage(
-            model, task=task, labels=labels, numeric_columns=numeric_columns or [],
+            model,
+            task=task,
+            labels=labels,
+            numeric_columns=numeric_columns or [],
             categories=categories or {},
         )
     if tokenizer is None:
-        raise PackageError("a text model needs the tokenizer it was trained with (convert.tokenizer)")
+        raise PackageError(
+            "a text model needs the tokenizer it was trained with (convert.tokenizer)"
+        )
     from transformers import AutoTokenizer
 
     from reprotrain.checkpoints import resolve_checkpoint

@@ -86,7 +86,9 @@ def verify_manifest(folder: str | Path) -> dict[str, Any]:
     for name, entry in sorted(listed.items()):
         file = folder / name
         if not file.is_file():
-            raise ManifestError(f"package {folder}: file '{name}' listed in the manifest is missing")
+            raise ManifestError(
+                f"package {folder}: file '{name}' listed in the manifest is missing"
+            )
         if file.stat().st_size != entry.get("bytes") or sha256_file(file) != entry.get("sha256"):
             raise ManifestError(
                 f"package {folder}: file '{name}' was changed (its SHA-256 does not match "

@@ -63,7 +63,11 @@ def build_transformer(p: FitParams, train_set: pd.DataFrame | None = None) -> nn
             f"({p.labels}); use the base model or matching labels"
         )
     log.info("loading pretrained %s from %s", spec.checkpoint, source)
-    return AutoModelForSequenceClassification.from_pretrained(source, **head)
+    model = AutoModelForSequenceClassification.from_pretrained(source, **head)
+    # Record the name the user gave, not this machine's folder: the saved spec (and so the
+    # DVC hash of the trained model) must not depend on where the project is installed.
+    model.config._name_or_path = spec.checkpoint
+    return model
 
 
 def transformer_from_spec(spec: dict[str, Any]) -> nn.Module:

@@ -35,10 +35,15 @@ CLASSIFICATION = {"task": "classification", "labels": ["a", "b", "c"], "batch_si
 
 def _predictions(actual: list[int], predicted: list[int]) -> pd.DataFrame:
     names = np.array(CLASSIFICATION["labels"], dtype=object)
-    return pd.DataFrame({
-        "actual": names[actual], "predicted": names[predicted],
-        "actual_id": actual, "predicted_id": predicted, "score": 0.9,
-    })
+    return pd.DataFrame(
+        {
+            "actual": names[actual],
+            "predicted": names[predicted],
+            "actual_id": actual,
+            "predicted_id": predicted,
+            "score": 0.9,
+        }
+    )
 
 
 def test_compute_metrics_matches_hand_computed_values():
@@ -60,8 +65,14 @@ def test_compute_metrics_matches_hand_computed_values():
 
 def test_compute_metrics_perfect_binary():
     p = {"task": "classification", "labels": ["neg", "pos"]}
-    frame = pd.DataFrame({"actual_id": [0, 1, 1], "predicted_id": [0, 1, 1],
-                          "actual": ["neg", "pos", "pos"], "predicted": ["neg", "pos", "pos"]})
+    frame = pd.DataFrame(
+        {
+            "actual_id": [0, 1, 1],
+            "predicted_id": [0, 1, 1],
+            "actual": ["neg", "pos", "pos"],
+            "predicted": ["neg", "pos", "pos"],
+        }
+    )
     metrics = compute_metrics(frame, p)
     assert metrics["accuracy"] == metrics["f1_macro"] == 1.0
 
@@ -116,14 +127,16 @@ def test_confusion_plot_data_has_actual_and_predicted():
 
 
 def test_training_curves_collapse_sparse_logger_rows():
-    history = pd.DataFrame({
-        "epoch": [0, 0, 0, 1],
-        "step": [9, 19, 19, 39],
-        "train/loss": [0.7, 0.6, np.nan, 0.4],
-        "val/loss": [np.nan, np.nan, 0.55, np.nan],
-        "val/acc": [np.nan, np.nan, 0.8, np.nan],
-        "lr-AdamW": [1, 1, 1, 1],
-    })
+    history = pd.DataFrame(
+        {
+            "epoch": [0, 0, 0, 1],
+            "step": [9, 19, 19, 39],
+            "train/loss": [0.7, 0.6, np.nan, 0.4],
+            "val/loss": [np.nan, np.nan, 0.55, np.nan],
+            "val/acc": [np.nan, np.nan, 0.8, np.nan],
+            "lr-AdamW": [1, 1, 1, 1],
+        }
+    )
     curves = training_curves(history)
     assert list(curves.columns) == ["step", "epoch", "train_loss", "val_loss", "val_acc"]
     assert curves["step"].tolist() == [9, 19, 39]
@@ -139,24 +152,28 @@ def test_figures_are_matplotlib_figures():
     fig = plot_confusion_matrix(_predictions([0, 1, 2], [0, 2, 2]), CLASSIFICATION)
     assert isinstance(fig, Figure)
     assert fig.axes[0].get_xlabel() == "predicted"
-    curves = pd.DataFrame({"step": [1, 2], "epoch": [0, 0], "train_loss": [1.0, 0.5],
-                           "val_acc": [np.nan, 0.7]})
+    curves = pd.DataFrame(
+        {"step": [1, 2], "epoch": [0, 0], "train_loss": [1.0, 0.5], "val_acc": [np.nan, 0.7]}
+    )
     fig = plot_training_curves(curves)
     assert [len(ax.lines) for ax in fig.axes] == [1, 1]
-    regression = plot_confusion_matrix(pd.DataFrame({"actual": [1.0], "predicted": [2.0]}),
-                                       {"task": "regression"})
+    regression = plot_confusion_matrix(
+        pd.DataFrame({"actual": [1.0], "predicted": [2.0]}), {"task": "regression"}
+    )
     assert regression.axes[0].get_title() == "Test predictions"
 
 
 def test_evaluate_pipeline_on_an_in_memory_catalog():
     table = penguin_features(24)
     history = pd.DataFrame({"epoch": [0], "step": [5], "train/loss": [0.9], "val/loss": [0.8]})
-    catalog = DataCatalog({
-        "trained_model": MemoryDataset(mlp_artifact(table), copy_mode="assign"),
-        "test_set": MemoryDataset(table),
-        "training_history": MemoryDataset(history),
-        "params:evaluate": MemoryDataset({"labels": PENGUIN_LABELS, "batch_size": 8}),
-    })
+    catalog = DataCatalog(
+        {
+            "trained_model": MemoryDataset(mlp_artifact(table), copy_mode="assign"),
+            "test_set": MemoryDataset(table),
+            "training_history": MemoryDataset(history),
+            "params:evaluate": MemoryDataset({"labels": PENGUIN_LABELS, "batch_size": 8}),
+        }
+    )
     SequentialRunner().run(create_pipeline(), catalog)
     metrics = catalog.load("metrics")
     assert metrics["n_test"] == 24

@@ -93,6 +93,8 @@ def test_one_batch_transformer(tmp_path, tiny_checkpoint_dir, tiny_tokenizer_dir
     artifact, history = train_model(build_model(data, params), data, data, params)
     model = from_artifact(artifact)
     assert model.config.id2label == {0: "negative", 1: "positive"}
+    # the name the user gave, not a resolved install path (keeps DVC hashes machine-free)
+    assert artifact.spec["config"]["_name_or_path"] == params["model"]["checkpoint"]
     assert {"train/acc", "val/loss", "val/acc"} <= set(history.columns)
     assert (tmp_path / "ckpt" / "best.ckpt").is_file() and (
         tmp_path / "ckpt" / "last.ckpt"

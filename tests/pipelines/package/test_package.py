@@ -50,11 +50,20 @@ def saved_mlp(tmp_path: Path, table: pd.DataFrame) -> Path:
 
 def test_mlp_package_files_and_roundtrip(saved_mlp: Path, table: pd.DataFrame):
     names = sorted(p.name for p in saved_mlp.iterdir())
-    assert names == ["README.md", "lineage.json", "manifest.json", "metrics.json", ONNX_FILE,
-                     "model.safetensors", "package.json"]
+    assert names == [
+        "README.md",
+        "lineage.json",
+        "manifest.json",
+        "metrics.json",
+        ONNX_FILE,
+        "model.safetensors",
+        "package.json",
+    ]
     manifest = json.loads((saved_mlp / "manifest.json").read_text())
     assert sorted(manifest["files"]) == sorted(set(names) - {"manifest.json"})
-    assert not any(p.suffix in (".pkl", ".pickle", ".pt", ".bin", ".ckpt") for p in saved_mlp.iterdir())
+    assert not any(
+        p.suffix in (".pkl", ".pickle", ".pt", ".bin", ".ckpt") for p in saved_mlp.iterdir()
+    )
     info = json.loads((saved_mlp / "package.json").read_text())
     assert info["preprocessing"]["categories"]["island"] == ["Biscoe", "Dream", "Torgersen"]
     assert len(info["preprocessing"]["scaling"]["mean"]) == 9
@@ -84,8 +93,14 @@ def test_tabular_predict_names_a_missing_column(saved_mlp: Path, table: pd.DataF
     ("tamper", "named"),
     [
         (lambda f: (f / "package.json").write_text("{}"), "'package.json' was changed"),
-        (lambda f: (f / "model.safetensors").unlink(), "'model.safetensors' listed in the manifest is missing"),
-        (lambda f: (f / "extra.pkl").write_bytes(b"x"), r"\['extra.pkl'\] are not in manifest.json"),
+        (
+            lambda f: (f / "model.safetensors").unlink(),
+            "'model.safetensors' listed in the manifest is missing",
+        ),
+        (
+            lambda f: (f / "extra.pkl").write_bytes(b"x"),
+            r"\['extra.pkl'\] are not in manifest.json",
+        ),
         (lambda f: (f / "manifest.json").unlink(), "has no manifest.json"),
     ],
 )
@@ -163,22 +178,45 @@ def test_build_package_node_writes_card_and_lineage(
     Path("raw.csv").write_text("a,b\n1,2\n")
     metrics = {"accuracy": 0.9, "f1_macro": 0.85, "n_test": 30}
     draft = build_package(
-        mlp_artifact(table), table, metrics, {"train": {"rows": 100}, "test": {"rows": 30}},
-        {"name": "penguin-test", "intended_use": "Testing.", "limitations": "Tiny.",
-         "lineage_files": ["raw.csv", "missing.parquet"], "verify_rows": 8},
+        mlp_artifact(table),
+        table,
+        metrics,
+        {"train": {"rows": 100}, "test": {"rows": 30}},
+        {
+            "name": "penguin-test",
+            "intended_use": "Testing.",
+            "limitations": "Tiny.",
+            "lineage_files": ["raw.csv", "missing.parquet"],
+            "verify_rows": 8,
+        },
         {"labels": PENGUIN_LABELS, "model": {"family": "mlp"}, "seed": 7},
-        {"labels": PENGUIN_LABELS, "numeric_columns": ["bill_length_mm", "bill_depth_mm",
-         "flipper_length_mm", "body_mass_g"], "categories": {"island": ["Biscoe", "Dream",
-         "Torgersen"], "sex": ["female", "male"]}},
+        {
+            "labels": PENGUIN_LABELS,
+            "numeric_columns": [
+                "bill_length_mm",
+                "bill_depth_mm",
+                "flipper_length_mm",
+                "body_mass_g",
+            ],
+            "categories": {"island": ["Biscoe", "Dream", "Torgersen"], "sex": ["female", "male"]},
+        },
     )
     assert len(draft.sample) == 8
     assert draft.lineage["seed"] == 7
     assert draft.lineage["data"]["missing.parquet"] is None
     assert len(draft.lineage["data"]["raw.csv"]["sha256"]) == 64
     assert set(draft.lineage["libraries"]) >= {"torch", "python", "onnxruntime"}
-    for section in ("# penguin-test", "## Intended use", "Testing.", "## Limitations",
-                    "## Test metrics", "| accuracy | 0.9000 |", "## Parameters", "## Lineage",
-                    "| train | 100 |"):
+    for section in (
+        "# penguin-test",
+        "## Intended use",
+        "Testing.",
+        "## Limitations",
+        "## Test metrics",
+        "| accuracy | 0.9000 |",
+        "## Parameters",
+        "## Lineage",
+        "| train | 100 |",
+    ):
         assert section in draft.card
     ModelPackageDataset(filepath="pkg").save(draft)
     assert (tmp_path / "pkg" / "README.md").read_text() == draft.card
@@ -186,11 +224,19 @@ def test_build_package_node_writes_card_and_lineage(
 
 @pytest.fixture
 def saved_bert(tmp_path: Path, tiny_tokenizer_dir: Path) -> tuple[Path, list[str]]:
-    texts = ["good film", "the plot was very dull and boring and flat", "awful acting",
-             "a great and moving story", "lovely", "tedious weak clumsy film"]
+    texts = [
+        "good film",
+        "the plot was very dull and boring and flat",
+        "awful acting",
+        "a great and moving story",
+        "lovely",
+        "tedious weak clumsy film",
+    ]
     table = token_table(tiny_tokenizer_dir, texts, [1, 0, 0, 1, 1, 0])
     folder = tmp_path / "bert_package"
-    ModelPackageDataset(filepath=str(folder)).save(draft_for(tiny_bert(), table, tiny_tokenizer_dir))
+    ModelPackageDataset(filepath=str(folder)).save(
+        draft_for(tiny_bert(), table, tiny_tokenizer_dir)
+    )
     return folder, texts
 
 
@@ -199,8 +245,14 @@ def test_transformer_package_layout(saved_bert):
     config = json.loads((folder / "config.json").read_text())
     assert config["id2label"] == {"0": "negative", "1": "positive"}
     assert config["architectures"] == ["BertForSequenceClassification"]
-    assert {"model.safetensors", "tokenizer.json", "tokenizer_config.json", "README.md",
-            "lineage.json", "manifest.json"} <= set(os.listdir(folder))
+    assert {
+        "model.safetensors",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "README.md",
+        "lineage.json",
+        "manifest.json",
+    } <= set(os.listdir(folder))
     preds = load_package(folder).predict(texts)
     assert set(preds["label"]) <= set(REVIEW_LABELS)
     with pytest.raises(PackageInputError, match=r"lacks the column\(s\) \['text'\]"):

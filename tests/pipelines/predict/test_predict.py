@@ -23,8 +23,13 @@ from tests.factories import (
 
 
 def _penguin_package():
-    return in_memory_package(tiny_mlp(penguin_features()), task="classification",
-                             labels=PENGUIN_LABELS, numeric_columns=NUMERIC, categories=CATEGORIES)
+    return in_memory_package(
+        tiny_mlp(penguin_features()),
+        task="classification",
+        labels=PENGUIN_LABELS,
+        numeric_columns=NUMERIC,
+        categories=CATEGORIES,
+    )
 
 
 def test_predict_table_adds_label_and_score_and_keeps_input():
@@ -55,8 +60,12 @@ def test_train_then_predict_end_to_end(scratch_project):
     scratch_project.run("train")
     metrics = json.loads(scratch_project.path("data/08_reporting/reviews/metrics.json").read_text())
     assert {"accuracy", "f1_macro", "per_class"} <= set(metrics)
-    for rel in ("confusion_matrix.csv", "confusion_matrix.png", "training_curves.csv",
-                "training_curves.png"):
+    for rel in (
+        "confusion_matrix.csv",
+        "confusion_matrix.png",
+        "training_curves.csv",
+        "training_curves.png",
+    ):
         assert scratch_project.path(f"data/08_reporting/reviews/{rel}").stat().st_size > 0
     assert scratch_project.path("data/07_model_output/reviews/test_predictions.csv").is_file()
     package_dir = scratch_project.path("data/06_models/reviews/package")

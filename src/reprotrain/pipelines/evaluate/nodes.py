@@ -126,8 +126,12 @@ def compute_metrics(test_predictions: pd.DataFrame, parameters: dict[str, Any]) 
             for i, label in enumerate(labels)
         },
     }
-    log.info("evaluate: accuracy %.4f, macro F1 %.4f on %d rows", metrics["accuracy"],
-             metrics["f1_macro"], n)
+    log.info(
+        "evaluate: accuracy %.4f, macro F1 %.4f on %d rows",
+        metrics["accuracy"],
+        metrics["f1_macro"],
+        n,
+    )
     return metrics
 
 
@@ -185,8 +189,13 @@ def plot_confusion_matrix(test_predictions: pd.DataFrame, parameters: dict[str, 
         colour = "white" if count > matrix.max() / 2 else "black"
         ax.text(j, i, str(count), ha="center", va="center", color=colour)
     ax.set(
-        xticks=range(len(labels)), yticks=range(len(labels)), xticklabels=labels,
-        yticklabels=labels, xlabel="predicted", ylabel="actual", title="Confusion matrix (test)",
+        xticks=range(len(labels)),
+        yticks=range(len(labels)),
+        xticklabels=labels,
+        yticklabels=labels,
+        xlabel="predicted",
+        ylabel="actual",
+        title="Confusion matrix (test)",
     )
     return fig
 

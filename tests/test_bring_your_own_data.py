@@ -23,8 +23,9 @@ def tickets(n: int = 180) -> pd.DataFrame:
     for i in range(n):
         category = categories[i % 3]
         words = [*rng.choice(WORDS[category], 2), *rng.choice(["the", "my", "a", "is"], 3)]
-        rows.append({"ticket_id": 1000 + i, "body": " ".join(rng.permutation(words)),
-                     "category": category})
+        rows.append(
+            {"ticket_id": 1000 + i, "body": " ".join(rng.permutation(words)), "category": category}
+        )
     return pd.DataFrame(rows)
 
 
@@ -34,8 +35,9 @@ def test_readme_recipe_trains_on_a_csv_with_other_column_names(scratch_project):
     # Step 1 of the README: globals.yml
     path = root / "conf/base/globals.yml"
     g = yaml.safe_load(path.read_text())
-    g.update(task_name="tickets", raw_file="data/01_raw/tickets.csv",
-             labels=["billing", "bug", "other"])
+    g.update(
+        task_name="tickets", raw_file="data/01_raw/tickets.csv", labels=["billing", "bug", "other"]
+    )
     path.write_text(yaml.safe_dump(g))
     # Step 2: parameters_clean.yml, exactly as the README shows it
     (root / "conf/base/parameters_clean.yml").write_text(

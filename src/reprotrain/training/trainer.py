@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -178,15 +177,32 @@ def load_best_weights(system: TrainingSystem, checkpoint: ModelCheckpoint) -> No
 
 
 def keep_best_checkpoint(checkpoint: ModelCheckpoint, target: str | Path) -> None:
-    """Copy the best checkpoint to ``target`` (atomically), apart from the resume state."""
+    """Save the best checkpoint to ``target`` (atomically), apart from the resume state.
+
+    Lightning stores absolute paths in its callbacks' state; they are made relative to the
+    working directory, and the file is written through a handle (torch names the archive
+    after the file otherwise), so the same training gives the same bytes in any clone.
+    """
     best = checkpoint.best_model_path
     if not best or not Path(best).is_file():
         log.warning("no best checkpoint to copy to %s", target)
         return
+    state = torch.load(best, map_location="cpu", weights_only=True, mmap=True)
+    root = str(Path.cwd().resolve()) + os.sep
+
+    def relative(value: Any) -> Any:
+        if isinstance(value, str) and value.startswith(root):
+            return value[len(root) :]
+        if isinstance(value, dict):  # e.g. best_k_models, keyed by path
+            return {relative(k): relative(v) for k, v in value.items()}
+        return value
+
+    state["callbacks"] = {k: relative(v) for k, v in state.get("callbacks", {}).items()}
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.tmp")
-    shutil.copyfile(best, tmp)
+    with open(tmp, "wb") as f:
+        torch.save(state, f)
     os.replace(tmp, target)
 
 

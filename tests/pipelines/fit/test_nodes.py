@@ -277,3 +277,19 @@ def test_a_truncated_resume_checkpoint_is_named(tmp_path):
         ValueError, match=r"cannot resume from .*last\.ckpt: the checkpoint is truncated"
     ):
         run({**params, "resume": True}, tabular(), tabular(32, 1))
+
+
+def test_kept_best_checkpoint_is_the_same_bytes_in_any_folder(tmp_path, monkeypatch):
+    """The DVC-cached best.ckpt must not record where the project lives."""
+    saved = []
+    for clone in ("one", "two"):
+        root = tmp_path / clone
+        root.mkdir()
+        monkeypatch.chdir(root)
+        params = mlp_params(root, checkpoint_dir="checkpoints", log_dir="logs")
+        run({**params, "best_checkpoint": "best.ckpt"}, tabular(), tabular(32, 1))
+        saved.append((root / "best.ckpt").read_bytes())
+        state = torch.load(root / "best.ckpt", weights_only=True)
+        paths = [v for cb in state["callbacks"].values() for v in cb.values() if isinstance(v, str)]
+        assert all(not p.startswith(str(root)) for p in paths), paths
+    assert saved[0] == saved[1]

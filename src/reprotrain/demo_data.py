@@ -15,7 +15,10 @@ import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +44,20 @@ def package_file(package: str, relative: str) -> Path:
     return path
 
 
+@contextmanager
+def _atomic_file(target: Path) -> Iterator[BinaryIO]:
+    """A binary file that replaces ``target`` only once it is completely written."""
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            yield f
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
 def write_demo_data(out_dir: Path) -> list[Path]:
     """Copy (and decompress) each demo table into ``out_dir``, atomically."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -48,11 +65,8 @@ def write_demo_data(out_dir: Path) -> list[Path]:
     for name, (package, relative) in SOURCES.items():
         source = package_file(package, relative)
         opener = gzip.open if source.suffix == ".gz" else open
-        fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=f".{name}.")
-        with opener(source, "rb") as src, os.fdopen(fd, "wb") as dst:
+        with opener(source, "rb") as src, _atomic_file(out_dir / name) as dst:
             shutil.copyfileobj(src, dst)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, out_dir / name)
         written.append(out_dir / name)
         log.info("wrote %s from %s", out_dir / name, source)
     return written
@@ -63,15 +77,14 @@ def write_predict_inputs(out_dir: Path, rows: int = 50) -> list[Path]:
     import pandas as pd
 
     written = []
-    for name, drop in (("reviews", ["sentiment"]), ("penguins", ["species"])):
-        source = out_dir / ("movie_reviews.csv" if name == "reviews" else "penguins.csv")
-        table = pd.read_csv(source).sample(n=rows, random_state=0).drop(columns=drop)
+    for name, raw, label in (
+        ("reviews", "movie_reviews.csv", "sentiment"),
+        ("penguins", "penguins.csv", "species"),
+    ):
+        table = pd.read_csv(out_dir / raw).sample(n=rows, random_state=0).drop(columns=[label])
         target = out_dir / f"{name}_predict_input.csv"
-        fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=f".{target.name}.")
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            table.to_csv(f, index=False)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
+        with _atomic_file(target) as f:
+            table.to_csv(f, index=False, encoding="utf-8")
         written.append(target)
     return written
 

@@ -72,8 +72,10 @@ def load_fit_inputs(env: str, train_path: Path | None) -> tuple[dict, pd.DataFra
     """The ``fit`` parameters of ``conf/<env>`` and the training split (the catalog's)."""
     from kedro.config import OmegaConfigLoader
 
+    from reprotrain.config import load_parameters
+
     loader = OmegaConfigLoader("conf", base_env="base", default_run_env=env)
-    params = loader["parameters"]["fit"]
+    params = load_parameters("fit", "conf", env)
     train_path = train_path or Path(loader["catalog"]["train_set"]["filepath"])
     return params, pd.read_parquet(train_path)
 

@@ -28,7 +28,6 @@ import sys
 from pathlib import Path
 
 import pandas as pd
-import yaml
 
 log = logging.getLogger("package_agreement")
 
@@ -76,12 +75,10 @@ print(json.dumps({{"onnxruntime": {{"label": [info["labels"][i] for i in p.argma
 """
 
 
-def _globals(env: str) -> dict:
-    values = yaml.safe_load(Path("conf/base/globals.yml").read_text())
-    override = Path(f"conf/{env}/globals.yml")
-    if env != "base" and override.is_file():
-        values.update(yaml.safe_load(override.read_text()))
-    return values
+def _task(env: str) -> dict:
+    from reprotrain.config import load_parameters
+
+    return load_parameters("task", "conf", env)
 
 
 def _input_rows(task: str, raw_file: str, rows: int) -> pd.DataFrame:
@@ -100,8 +97,8 @@ def main() -> int:
     parser.add_argument("--rows", type=int, default=200)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    g = _globals(args.env)
-    task = g["task_name"]
+    g = _task(args.env)
+    task = g["name"]
     folder = str(Path(f"data/06_models/{task}/package").resolve())
     csv = Path(f"data/01_raw/{task}_predict_input.csv")
     _input_rows(task, g["raw_file"], args.rows).to_csv(csv, index=False)

@@ -147,9 +147,9 @@ def prepare_training(work: Path) -> None:
     """The 640 rows, the project's batch order over them, and the fixed validation subset."""
     import numpy as np
     import pandas as pd
-    from kedro.config import OmegaConfigLoader
 
     sys.path.insert(0, str(ROOT / "src"))
+    from reprotrain.config import load_parameters
     from reprotrain.training.data import GroupedBatchSampler
 
     train = pd.read_parquet(ROOT / "data/05_model_input/reviews/train.parquet")
@@ -161,8 +161,7 @@ def prepare_training(work: Path) -> None:
     (work / "batches.json").write_text(json.dumps(list(sampler)))
     val = pd.read_parquet(ROOT / "data/05_model_input/reviews/validation.parquet")
     val.iloc[:256].to_parquet(work / "val_subset.parquet")
-    loader = OmegaConfigLoader(str(ROOT / "conf"), base_env="base", default_run_env="local")
-    (work / "fit_defaults.json").write_text(json.dumps(loader["parameters"]["fit"]))
+    (work / "fit_defaults.json").write_text(json.dumps(load_parameters("fit", ROOT / "conf")))
 
 
 def run_worker(kind: str, variant: str, work: Path) -> dict[str, Any]:
@@ -231,14 +230,13 @@ def bench_quality(work: Path, rounds: int) -> dict[str, Any]:
 def bench_convert(work: Path, rounds: int) -> dict[str, Any]:
     """The convert node (tokenizer load and Parquet write included) vs bare tokenizer calls."""
     import pandas as pd
-    from kedro.config import OmegaConfigLoader
     from transformers import AutoTokenizer
 
     from reprotrain.checkpoints import resolve_checkpoint
+    from reprotrain.config import load_parameters
     from reprotrain.pipelines.convert.nodes import convert_table
 
-    loader = OmegaConfigLoader(str(ROOT / "conf"), base_env="base", default_run_env="local")
-    params = loader["parameters"]["convert"]
+    params = load_parameters("convert", ROOT / "conf")
     cleaned = pd.read_parquet(ROOT / "data/02_intermediate/reviews/clean_table.parquet")
     texts = cleaned["text"].astype(str).tolist()
     kw = {"truncation": True, "max_length": params["max_length"]}

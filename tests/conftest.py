@@ -129,6 +129,13 @@ class ScratchProject:
         current = yaml.safe_load(source.read_text())
         path.write_text(yaml.safe_dump({step: deep_update(current[step], override)}))
 
+    def write_task(self, override: dict[str, Any], env: str = "base") -> None:
+        """Merge ``override`` into the ``task`` group of ``conf/<env>/globals.yml`` of the copy."""
+        path = self.root / "conf" / env / "globals.yml"
+        source = path if path.exists() else self.root / "conf" / "base" / "globals.yml"
+        current = yaml.safe_load(source.read_text())
+        path.write_text(yaml.safe_dump({"task": {**current["task"], **override}}))
+
     def write_raw(self, frame: pd.DataFrame, name: str = "movie_reviews.csv") -> Path:
         """Write a raw table under ``data/01_raw``."""
         path = self.root / "data" / "01_raw" / name
@@ -174,15 +181,11 @@ def scratch_project(
         "08_reporting",
     ):
         (root / "data" / layer).mkdir(parents=True)
-    globals_path = root / "conf" / "base" / "globals.yml"
-    g = yaml.safe_load(globals_path.read_text())
-    g.update(model_checkpoint=str(tiny_checkpoint_dir), max_length=32)
-    globals_path.write_text(yaml.safe_dump(g))
     project = ScratchProject(root)
+    project.write_task({"model_checkpoint": str(tiny_checkpoint_dir), "max_length": 32})
     project.write_params(
         "fit",
         {
-            "model": {"family": "transformer", "checkpoint": str(tiny_checkpoint_dir)},
             "optimizer": {"lr": 1e-3},
             "data": {"batch_size": 16, "train_subsample": None},
             "trainer": {"accelerator": "cpu", "max_epochs": 1, "enable_progress_bar": False},
@@ -206,13 +209,14 @@ def penguins_raw() -> pd.DataFrame:
     return make_penguins()
 
 
-def load_params(step: str, env: str = "base", **globals_override: Any) -> dict:
-    """The parameter group of ``step`` from the real conf, with globals resolved."""
-    from kedro.config import OmegaConfigLoader
+def load_params(step: str, env: str = "base") -> dict:
+    """The parameter group of ``step`` from the real conf, its shared keys filled from ``task``.
 
-    loader = OmegaConfigLoader(str(PROJECT_ROOT / "conf"), base_env="base", default_run_env=env)
-    params = loader["parameters"][step]
-    return deep_update(params, globals_override) if globals_override else params
+    Nodes called with it need no ``task`` argument.
+    """
+    from reprotrain.config import load_parameters
+
+    return load_parameters(step, PROJECT_ROOT / "conf", env)
 
 
 Factory = Callable[..., Any]

@@ -31,6 +31,10 @@ clean/wrong_dtype                       clean      column 'sentiment' must be nu
                                                    1 non-numeric value(s), e.g. ['great']
 params/typo                             clean      unknown key 'clean.lable_column' (allowed
                                                    keys: ...) in parameters_clean.yml
+params/task_typo                        clean      unknown key 'task.lables' (allowed keys:
+                                                   ...) in globals.yml
+params/shared_key_in_step_file          split      parameters_split.yml sets 'split.seed': ...
+                                                   set once in globals.yml under 'task'
 params/out_of_range                     split      'split.train': Input should be less than 1
                                                    (got 1.5) in parameters_split.yml
 params/bad_value                        fit        'fit.trainer.accelerator': Input should be
@@ -205,6 +209,14 @@ def set_params(step: str, override: dict) -> Callable:
     return breaker
 
 
+def set_task(override: dict) -> Callable:
+    def breaker(project) -> list[str]:
+        project.write_task(override)
+        return []
+
+    return breaker
+
+
 def set_cell(column: str, row: int, value) -> Callable[[pd.DataFrame], pd.DataFrame]:
     def edit(frame: pd.DataFrame) -> pd.DataFrame:
         frame = frame.astype({column: object})
@@ -349,6 +361,20 @@ CASES: dict[str, Case] = {
             "allowed keys: categorical_columns, drop_duplicates",
         ),
     ),
+    "params/task_typo": Case(
+        set_task({"lables": ["negative", "positive"]}),
+        "clean",
+        (
+            "invalid parameters in globals.yml",
+            "unknown key 'task.lables'",
+            "allowed keys: labels, max_length, model_checkpoint, name, raw_file, seed, type",
+        ),
+    ),
+    "params/shared_key_in_step_file": Case(
+        set_params("split", {"seed": 7}),
+        "split",
+        ("parameters_split.yml sets 'split.seed'", "set once in globals.yml under 'task'"),
+    ),
     "params/out_of_range": Case(
         set_params("split", {"train": 1.5}),
         "split",
@@ -396,7 +422,7 @@ CASES: dict[str, Case] = {
         ("the training set has label ids [7] beyond the 2 configured labels", "train.parquet"),
     ),
     "fit/missing_pretrained_model": Case(
-        set_params("fit", {"model": {"checkpoint": "/nonexistent/tiny-bert"}}),
+        set_task({"model_checkpoint": "/nonexistent/tiny-bert"}),
         "fit",
         (
             "model checkpoint '/nonexistent/tiny-bert' is neither a local folder nor a hub model "

@@ -21,16 +21,18 @@ class ValidateParametersHook:
 
     @hook_impl
     def after_context_created(self, context: Any) -> None:
-        """Parse each ``<step>`` group found in the loaded parameters.
+        """Parse the ``task`` group, then each ``<step>`` group found, filled from it.
 
         Reads the config loader's parameters (runtime ``--params`` included), not
         ``context.params``: outside ``kedro run`` that property type-checks against every
         registered pipeline, importing them all (torch, lightning: ~7 s) to start a session.
         """
         loaded = context.config_loader["parameters"]
+        task = loaded.get("task")
+        params.parse("task", task)
         for step in params.STEP_PARAMS:
-            if step in loaded:
-                params.parse(step, loaded[step])
+            if step != "task" and step in loaded:
+                params.parse(step, loaded[step], task)
 
 
 class NameInputsOnErrorHook:

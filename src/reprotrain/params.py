@@ -1,13 +1,21 @@
 """Typed parameters of every step, validated before any node runs.
 
-Each ``conf/<env>/parameters_<step>.yml`` holds one top-level key named after its step. The
-models here give a typo or a bad value a message that names the key and the allowed values,
+Each ``conf/<env>/parameters_<step>.yml`` holds one top-level key named after its step, and
+``conf/<env>/globals.yml`` holds the group ``task``: the values several steps share (task type,
+labels, pretrained checkpoint, ``max_length``, seed) and the task's data paths. Kedro loads
+``globals.yml`` both as globals (the catalog's paths) and as parameters (``params:task``, an
+input of every step; see ``settings.py``). :func:`parse` fills a step's shared keys from the
+task group, so step files hold literal values only: DVC can edit them with
+``dvc exp run -S`` (it cannot resolve Kedro's ``${globals:...}``).
+
+The models here give a typo or a bad value a message that names the key and the allowed values,
 instead of a ``KeyError`` deep inside a node. This module imports only pydantic, so that cheap
 steps stay cheap.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -19,6 +27,27 @@ class ParameterError(ValueError):
 
 class _Params(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# ---------------------------------------------------------------------------------------- task
+class TaskParams(_Params):
+    """The task: its name and raw file (paths) and the values several steps share."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    raw_file: str = Field(min_length=1)
+    type: Literal["classification", "regression"] = "classification"
+    labels: list[str] | None = None
+    model_checkpoint: str | None = None
+    max_length: int = Field(128, gt=1, le=8192)
+    seed: int = 42
+
+    @model_validator(mode="after")
+    def _labels_for_classification(self) -> TaskParams:
+        if self.type == "classification" and not self.labels:
+            raise ValueError("'labels' must list the class names for a classification task")
+        if self.labels is not None and len(set(self.labels)) != len(self.labels):
+            raise ValueError(f"'labels' repeats a class name: {self.labels}")
+        return self
 
 
 # --------------------------------------------------------------------------------------- clean
@@ -255,6 +284,7 @@ class PredictParams(_Params):
 
 
 STEP_PARAMS: dict[str, type[_Params]] = {
+    "task": TaskParams,
     "clean": CleanParams,
     "convert": ConvertParams,
     "split": SplitParams,
@@ -263,6 +293,65 @@ STEP_PARAMS: dict[str, type[_Params]] = {
     "package": PackageParams,
     "predict": PredictParams,
 }
+SPLITS = ("train", "validation", "test")
+
+# The keys of a step group that come from the task group. A step file must not set them: one
+# source of truth, so that a changed label list or seed reaches every step.
+_SHARED: dict[str, Callable[[TaskParams], dict[str, Any]]] = {
+    "clean": lambda t: {"task": t.type, "labels": t.labels},
+    "convert": lambda t: {
+        "task": t.type,
+        "labels": t.labels,
+        "tokenizer": t.model_checkpoint,
+        "max_length": t.max_length,
+    },
+    "split": lambda t: {"seed": t.seed},
+    "fit": lambda t: {"task": t.type, "labels": t.labels, "seed": t.seed},
+    "evaluate": lambda t: {"task": t.type, "labels": t.labels},
+}
+# Paths under the task's data folders: defaults a step file may override (e.g. a scratch disk
+# for checkpoints in conf/local).
+_TASK_PATHS: dict[str, Callable[[TaskParams], dict[str, Any]]] = {
+    "fit": lambda t: {
+        "checkpoint_dir": f"data/06_models/{t.name}/checkpoints",
+        "best_checkpoint": f"data/06_models/{t.name}/best.ckpt",
+        "log_dir": f"data/08_reporting/{t.name}/training_logs",
+    },
+    "package": lambda t: {
+        "lineage_files": [
+            t.raw_file,
+            *(f"data/05_model_input/{t.name}/{s}.parquet" for s in SPLITS),
+        ]
+    },
+}
+
+
+def _file(step: str) -> str:
+    return "globals.yml" if step == "task" else f"parameters_{step}.yml"
+
+
+def with_task(step: str, raw: dict[str, Any], task: Any) -> dict[str, Any]:
+    """The raw group of ``step`` with its shared keys and path defaults taken from ``task``.
+
+    Raises:
+        ParameterError: if the step file sets a key that belongs to the task group.
+    """
+    t = parse("task", task)
+    shared = _SHARED.get(step, lambda _: {})(t)
+    clash = sorted(set(shared) & set(raw))
+    model = raw.get("model")
+    if step == "fit" and isinstance(model, dict) and model.get("family") == "transformer":
+        if "checkpoint" in model:
+            clash.append("model.checkpoint")
+        elif "config" not in model:  # a random model names no checkpoint
+            raw = {**raw, "model": {**model, "checkpoint": t.model_checkpoint}}
+    if clash:
+        keys = ", ".join(f"'{step}.{k}'" for k in clash)
+        raise ParameterError(
+            f"{_file(step)} sets {keys}: shared by several steps, it is set once in "
+            f"globals.yml under 'task' (type, labels, model_checkpoint, max_length, seed)"
+        )
+    return {**_TASK_PATHS.get(step, lambda _: {})(t), **raw, **shared}
 
 
 def _describe_error(step: str, model: type[BaseModel], err: ValidationError) -> str:
@@ -278,7 +367,7 @@ def _describe_error(step: str, model: type[BaseModel], err: ValidationError) -> 
             lines.append(f"unknown key '{key}' (allowed keys: {', '.join(allowed)})")
         else:
             lines.append(f"'{key}': {e['msg']} (got {e.get('input')!r})")
-    return f"invalid parameters in parameters_{step}.yml:\n  " + "\n  ".join(lines)
+    return f"invalid parameters in {_file(step)}:\n  " + "\n  ".join(lines)
 
 
 def _model_of(annotation: Any) -> type[BaseModel] | None:
@@ -292,8 +381,14 @@ def _model_of(annotation: Any) -> type[BaseModel] | None:
     return None
 
 
-def parse(step: str, raw: Any) -> Any:
+def parse(step: str, raw: Any, task: Any = None) -> Any:
     """Validate the raw parameter dict of ``step`` and return its typed model.
+
+    Args:
+        step: a key of :data:`STEP_PARAMS`.
+        raw: the step's group (``params:<step>``), or its typed model.
+        task: the task group (``params:task``) that fills the step's shared keys; ``None``
+            when ``raw`` holds them already.
 
     Raises:
         ParameterError: naming every bad key and, for typos, the allowed keys.
@@ -302,7 +397,11 @@ def parse(step: str, raw: Any) -> Any:
     if isinstance(raw, model):
         return raw
     if raw is None:
-        raise ParameterError(f"parameters_{step}.yml: the top-level key '{step}' is missing")
+        raise ParameterError(f"{_file(step)}: the top-level key '{step}' is missing")
+    if not isinstance(raw, dict):
+        raise ParameterError(f"{_file(step)}: '{step}' must be a mapping, got {raw!r}")
+    if task is not None:
+        raw = with_task(step, raw, task)
     try:
         return model.model_validate(raw)
     except ValidationError as err:

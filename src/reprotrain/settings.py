@@ -7,4 +7,10 @@ HOOKS = (ValidateParametersHook(), NameInputsOnErrorHook())
 CONFIG_LOADER_ARGS = {
     "base_env": "base",
     "default_run_env": "local",
+    # globals.yml is read twice: as globals (the catalog's ${globals:task.name} paths) and as
+    # parameters, so that its group `task` reaches the nodes as params:task. Step files then
+    # need no ${globals:...}, which DVC cannot resolve when `dvc exp run -S` edits them.
+    "config_patterns": {
+        "parameters": ["parameters*", "parameters*/**", "**/parameters*", "globals.yml"],
+    },
 }

@@ -124,7 +124,7 @@ def copy_project(target: Path, tiny_checkpoint_dir: Path, remote: Path) -> Path:
     (target / "dvc.yaml").write_text(yaml.safe_dump(stages, sort_keys=False))
     globals_path = target / "conf" / "base" / "globals.yml"
     g = yaml.safe_load(globals_path.read_text())
-    g.update(model_checkpoint=str(tiny_checkpoint_dir), max_length=32)
+    g["task"].update(model_checkpoint=str(tiny_checkpoint_dir), max_length=32)
     globals_path.write_text(yaml.safe_dump(g, sort_keys=False))
     set_params(target, "fit", TINY_FIT)
 

@@ -18,7 +18,6 @@ from tests.conftest import PROJECT_ROOT
 
 STEPS = ["clean", "convert", "split", "fit", "evaluate", "package"]
 GLOBALS_FILE = "conf/base/globals.yml"
-GLOBAL_REF = re.compile(r"\$\{globals:(\w+)\}")
 
 
 def load_yaml(relative: str) -> Any:
@@ -26,11 +25,12 @@ def load_yaml(relative: str) -> Any:
 
 
 GLOBALS = load_yaml(GLOBALS_FILE)
+TASK = GLOBALS["task"]
 
 
 def resolve(path: str) -> str:
     """dvc.yaml's own ${var} templating, from globals.yml."""
-    return re.sub(r"\$\{(\w+)\}", lambda m: str(GLOBALS[m.group(1)]), path)
+    return re.sub(r"\$\{([\w.]+)\}", lambda m: str(lookup(GLOBALS, m.group(1))), path)
 
 
 def entries(stage: dict, section: str) -> dict[str, dict]:
@@ -91,18 +91,48 @@ def test_params_list_every_key_the_step_file_sets(dvc_yaml, step):
     assert sorted(listed[own]) == sorted(f"{step}.{key}" for key in group)
 
 
+def test_parameter_files_hold_no_interpolation():
+    """`dvc exp run -S` resolves a whole file with OmegaConf, which knows no ${globals:...}."""
+    files = sorted((PROJECT_ROOT / "conf").glob("*/parameters*.yml"))
+    assert files
+    for path in files:
+        assert "${" not in path.read_text(), path
+
+
+# Another value for each key of the task group, to find which keys a step takes.
+OTHER_TASK_VALUES = {
+    "name": "other",
+    "raw_file": "data/01_raw/other.csv",
+    "type": "regression",
+    "labels": ["a", "b", "c"],
+    "model_checkpoint": "other/checkpoint",
+    "max_length": 7,
+    "seed": 7,
+}
+
+
+def filled(step: str, task: dict) -> list[dict]:
+    """What the step's node(s) receive: its group (package: plus fit and convert), filled."""
+    from reprotrain.params import with_task
+
+    groups = ["package", "fit", "convert"] if step == "package" else [step]
+    return [with_task(g, load_yaml(f"conf/base/parameters_{g}.yml")[g], task) for g in groups]
+
+
 @pytest.mark.parametrize("step", STEPS)
-def test_params_list_the_globals_their_keys_point_to(dvc_yaml, step):
-    listed = params(dvc_yaml["stages"][step])
-    referenced = set()
-    for file, keys in listed.items():
-        if file == GLOBALS_FILE:
-            continue
-        tree = load_yaml(file)
-        for key in keys:
-            referenced |= set(GLOBAL_REF.findall(yaml.safe_dump(lookup(tree, key))))
-    assert referenced <= set(listed.get(GLOBALS_FILE, [])), step
-    assert set(listed.get(GLOBALS_FILE, [])) <= set(GLOBALS)
+def test_params_list_every_task_key_the_step_takes(dvc_yaml, step):
+    assert set(OTHER_TASK_VALUES) == set(TASK)
+    listed = params(dvc_yaml["stages"][step]).get(GLOBALS_FILE, [])
+    covered = {key for key in TASK if "task" in listed or f"task.{key}" in listed}
+    taken = {
+        key
+        for key, other in OTHER_TASK_VALUES.items()
+        if filled(step, {**TASK, key: other}) != filled(step, TASK)
+    }
+    assert taken, step
+    assert taken <= covered, f"{step} takes task.{sorted(taken - covered)} but dvc.yaml omits it"
+    for key in listed:
+        lookup(GLOBALS, key)  # every listed key exists
 
 
 @pytest.mark.parametrize("step", STEPS)
@@ -146,16 +176,15 @@ def test_reports_are_uncached_metrics_and_plots(dvc_yaml):
 
 def test_training_checkpoints_keep_the_run_cache(dvc_yaml):
     """best.ckpt is a cached output; resume state is no output, and nothing is `persist`."""
-    fit = load_yaml("conf/base/parameters_fit.yml")["fit"]
+    (fit,) = filled("fit", TASK)
     stages = dvc_yaml["stages"]
     outs = entries(stages["fit"], "outs")
-    best = fit["best_checkpoint"].replace("${globals:task_name}", GLOBALS["task_name"])
-    assert best in outs
+    assert fit["best_checkpoint"] in outs
     every_out = {
         p for s in stages.values() for sec in ("outs", "metrics", "plots") for p in entries(s, sec)
     }
     for key in ("checkpoint_dir", "log_dir"):
-        scratch = fit[key].replace("${globals:task_name}", GLOBALS["task_name"])
+        scratch = fit[key]
         assert not any(
             Path(scratch).is_relative_to(p) or Path(p).is_relative_to(scratch) for p in every_out
         ), scratch
@@ -165,11 +194,11 @@ def test_training_checkpoints_keep_the_run_cache(dvc_yaml):
 
 
 def test_package_depends_on_its_lineage_files(dvc_yaml):
-    lineage = load_yaml("conf/base/parameters_package.yml")["package"]["lineage_files"]
+    lineage = filled("package", TASK)[0]["lineage_files"]
+    assert lineage
     deps = entries(dvc_yaml["stages"]["package"], "deps")
     for name in lineage:
-        resolved = GLOBAL_REF.sub(lambda m: str(GLOBALS[m.group(1)]), name)
-        assert resolved in deps, name
+        assert name in deps, name
 
 
 def test_catalog_never_versions_a_dvc_output():

@@ -116,25 +116,44 @@ def test_experiment_lists_params_and_metrics_side_by_side(reproduced: Reproduced
     assert "accuracy" in header and "evaluate.batch_size" in header and "split.train" in header
 
 
-def test_experiment_sets_a_global_with_set_param(reproduced: Reproduced, tmp_path):
+def test_experiment_sets_a_task_value_with_set_param(reproduced: Reproduced, tmp_path):
     root = reproduced.copy(tmp_path / "p")
     run = dvc(
-        root, "exp", "run", "--name", "fewer-tokens", "-S", "conf/base/globals.yml:max_length=8"
+        root,
+        "exp",
+        "run",
+        "--name",
+        "fewer-tokens",
+        "-S",
+        "conf/base/globals.yml:task.max_length=8",
     )
     assert run.ran == ["convert", "split", "fit", "evaluate", "package"]
     params = show_experiments(root)["fewer-tokens"]["params"]["conf/base/globals.yml"]["data"]
-    assert params["max_length"] == 8
+    assert params["task"]["max_length"] == 8
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="dvc exp run -S passes the whole file through OmegaConf, which cannot resolve "
-    "Kedro's ${globals:...} (treeverse/dvc#11018): edit the file, then `dvc exp run`",
-)
-def test_experiment_set_param_on_a_step_file(reproduced: Reproduced, tmp_path):
+def test_experiment_sets_a_step_parameter_with_set_param(reproduced: Reproduced, tmp_path):
     root = reproduced.copy(tmp_path / "p")
-    run = dvc(root, "exp", "run", "-S", "conf/base/parameters_evaluate.yml:evaluate.batch_size=8")
+    path = root / "conf/base/parameters_evaluate.yml"
+    comments = [line for line in path.read_text().splitlines() if line.startswith("#")]
+    run = dvc(
+        root,
+        "exp",
+        "run",
+        "--name",
+        "eval-batch-8",
+        "-S",
+        "conf/base/parameters_evaluate.yml:evaluate.batch_size=8",
+    )
     assert run.ran == ["evaluate"]
+    data = show_experiments(root)["eval-batch-8"]
+    assert (
+        data["params"]["conf/base/parameters_evaluate.yml"]["data"]["evaluate"]["batch_size"] == 8
+    )
+    assert "accuracy" in data["metrics"][METRICS]["data"]
+    text = path.read_text()  # the workspace keeps the edit, with the file's comments
+    assert "batch_size: 8" in text
+    assert all(line in text for line in comments)
 
 
 def test_push_clone_pull_is_clean_and_the_package_predicts(pushed: Reproduced, tmp_path):

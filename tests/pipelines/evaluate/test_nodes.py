@@ -171,7 +171,10 @@ def test_evaluate_pipeline_on_an_in_memory_catalog():
             "trained_model": MemoryDataset(mlp_artifact(table), copy_mode="assign"),
             "test_set": MemoryDataset(table),
             "training_history": MemoryDataset(history),
-            "params:evaluate": MemoryDataset({"labels": PENGUIN_LABELS, "batch_size": 8}),
+            "params:evaluate": MemoryDataset({"batch_size": 8}),
+            "params:task": MemoryDataset(
+                {"name": "penguins", "raw_file": "penguins.csv", "labels": PENGUIN_LABELS}
+            ),
         }
     )
     SequentialRunner().run(create_pipeline(), catalog)

@@ -113,7 +113,9 @@ def _usable(out: pd.DataFrame, raw: pd.DataFrame, p: CleanParams) -> tuple[pd.Se
     return keep, removed
 
 
-def clean_table(raw: pd.DataFrame, parameters: dict[str, Any]) -> tuple[pd.DataFrame, dict]:
+def clean_table(
+    raw: pd.DataFrame, parameters: dict[str, Any], task: dict[str, Any] | None = None
+) -> tuple[pd.DataFrame, dict]:
     """Drop unusable rows and return the cleaned table with a report of removals by reason.
 
     The cleaned table has standard column names: ``text`` and/or the feature columns,
@@ -122,6 +124,7 @@ def clean_table(raw: pd.DataFrame, parameters: dict[str, Any]) -> tuple[pd.DataF
     Args:
         raw: The raw table, as read by the catalog.
         parameters: The ``clean`` parameter group.
+        task: The ``task`` parameter group (shared keys); ``None`` if ``parameters`` holds them.
 
     Returns:
         The cleaned table, and ``{"rows_in", "rows_out", "removed": {reason: count}}``.
@@ -131,7 +134,7 @@ def clean_table(raw: pd.DataFrame, parameters: dict[str, Any]) -> tuple[pd.DataF
             expected or wholly empty, ids repeat, or no usable row (or only one class) is
             left.
     """
-    p = parse("clean", parameters)
+    p = parse("clean", parameters, task)
     _require_columns(raw, p)
     if raw.empty:
         raise DataError("raw table has no rows")

@@ -11,7 +11,7 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             Node(
                 func=clean_table,
-                inputs=["raw_table", "params:clean"],
+                inputs=["raw_table", "params:clean", "params:task"],
                 outputs=["clean_table", "clean_report"],
                 name="clean_table",
             )

@@ -76,18 +76,21 @@ def _features(table: pd.DataFrame, p: ConvertParams) -> pd.DataFrame:
     return pd.DataFrame(cols, index=table.index)
 
 
-def convert_table(cleaned: pd.DataFrame, parameters: dict[str, Any]) -> pd.DataFrame:
+def convert_table(
+    cleaned: pd.DataFrame, parameters: dict[str, Any], task: dict[str, Any] | None = None
+) -> pd.DataFrame:
     """Turn the cleaned table into model inputs.
 
     Args:
         cleaned: Output of ``clean_table``: ``text`` and/or feature columns and ``label``.
         parameters: The ``convert`` parameter group.
+        task: The ``task`` parameter group (shared keys); ``None`` if ``parameters`` holds them.
 
     Returns:
         A table with ``label`` (class index or float target), ``input_ids`` (text) or one
         float32 column per feature (tabular), and ``id`` / ``group`` when present.
     """
-    p = parse("convert", parameters)
+    p = parse("convert", parameters, task)
     needed = ["label", *p.numeric_columns, *p.categories]
     missing = [c for c in needed if c not in cleaned.columns]
     if missing:

@@ -11,7 +11,7 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             Node(
                 func=convert_table,
-                inputs=["clean_table", "params:convert"],
+                inputs=["clean_table", "params:convert", "params:task"],
                 outputs="model_input",
                 name="convert_table",
             )

@@ -57,7 +57,10 @@ def check_labels(test_set: pd.DataFrame, model: nn.Module, p: EvaluateParams) ->
 
 
 def predict_test_set(
-    trained_model: ModelArtifact, test_set: pd.DataFrame, parameters: dict[str, Any]
+    trained_model: ModelArtifact,
+    test_set: pd.DataFrame,
+    parameters: dict[str, Any],
+    task: dict[str, Any] | None = None,
 ) -> pd.DataFrame:
     """Predict every test row; keep the true value beside the prediction.
 
@@ -66,7 +69,7 @@ def predict_test_set(
         ``predicted_id``, ``score``. Regression: ``actual``, ``predicted``. Plus ``id``
         when the test set has one.
     """
-    p = parse("evaluate", parameters)
+    p = parse("evaluate", parameters, task)
     model = from_artifact(trained_model)
     check_labels(test_set, model, p)
     regression = p.task == "regression"
@@ -87,7 +90,9 @@ def predict_test_set(
     return out
 
 
-def compute_metrics(test_predictions: pd.DataFrame, parameters: dict[str, Any]) -> dict[str, Any]:
+def compute_metrics(
+    test_predictions: pd.DataFrame, parameters: dict[str, Any], task: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """Test metrics with torchmetrics, as a flat-ish dict for ``dvc metrics show``.
 
     Classification: ``accuracy``, macro ``precision``/``recall``/``f1`` and a ``per_class``
@@ -95,7 +100,7 @@ def compute_metrics(test_predictions: pd.DataFrame, parameters: dict[str, Any]) 
     absent from both the truth and the predictions (torchmetrics' convention). Regression:
     ``mse`` and ``mae``.
     """
-    p = parse("evaluate", parameters)
+    p = parse("evaluate", parameters, task)
     n = len(test_predictions)
     if p.task == "regression":
         pred = torch.tensor(test_predictions["predicted"].to_numpy(dtype=np.float64))
@@ -168,9 +173,11 @@ def _new_figure(width: float, height: float) -> Figure:
     return fig
 
 
-def plot_confusion_matrix(test_predictions: pd.DataFrame, parameters: dict[str, Any]) -> Figure:
+def plot_confusion_matrix(
+    test_predictions: pd.DataFrame, parameters: dict[str, Any], task: dict[str, Any] | None = None
+) -> Figure:
     """The confusion matrix as a heat map (regression: predicted against actual)."""
-    p = parse("evaluate", parameters)
+    p = parse("evaluate", parameters, task)
     fig = _new_figure(5, 4.5)
     ax = fig.add_subplot()
     if p.task == "regression":

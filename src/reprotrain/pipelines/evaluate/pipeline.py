@@ -18,13 +18,13 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             Node(
                 func=predict_test_set,
-                inputs=["trained_model", "test_set", "params:evaluate"],
+                inputs=["trained_model", "test_set", "params:evaluate", "params:task"],
                 outputs="test_predictions",
                 name="predict_test_set",
             ),
             Node(
                 func=compute_metrics,
-                inputs=["test_predictions", "params:evaluate"],
+                inputs=["test_predictions", "params:evaluate", "params:task"],
                 outputs="metrics",
                 name="compute_metrics",
             ),
@@ -42,7 +42,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 func=plot_confusion_matrix,
-                inputs=["test_predictions", "params:evaluate"],
+                inputs=["test_predictions", "params:evaluate", "params:task"],
                 outputs="confusion_matrix_plot",
                 name="plot_confusion_matrix",
             ),

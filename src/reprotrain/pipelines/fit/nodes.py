@@ -18,12 +18,14 @@ from reprotrain.training.trainer import fit
 log = logging.getLogger(__name__)
 
 
-def build_model(train_set: pd.DataFrame, parameters: dict[str, Any]) -> nn.Module:
+def build_model(
+    train_set: pd.DataFrame, parameters: dict[str, Any], task: dict[str, Any] | None = None
+) -> nn.Module:
     """Build the configured model, seeded, sized to the label set and training features.
 
     Fails before any training starts when the model family, checkpoint or labels are wrong.
     """
-    p = parse("fit", parameters)
+    p = parse("fit", parameters, task)
     if p.task == "classification":
         seen = set(train_set["label"].unique().tolist())
         extra = sorted(seen - set(range(len(p.labels or []))))
@@ -44,9 +46,10 @@ def train_model(
     train_set: pd.DataFrame,
     validation_set: pd.DataFrame,
     parameters: dict[str, Any],
+    task: dict[str, Any] | None = None,
 ) -> tuple[ModelArtifact, pd.DataFrame]:
     """Train the model; return its best weights (as an artifact) and the training history."""
-    p = parse("fit", parameters)
+    p = parse("fit", parameters, task)
     world = p.trainer.devices * p.trainer.num_nodes
     if world > 1:
         from reprotrain.training.launcher import launch

@@ -11,13 +11,19 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             Node(
                 func=build_model,
-                inputs=["train_set", "params:fit"],
+                inputs=["train_set", "params:fit", "params:task"],
                 outputs="initial_model",
                 name="build_model",
             ),
             Node(
                 func=train_model,
-                inputs=["initial_model", "train_set", "validation_set", "params:fit"],
+                inputs=[
+                    "initial_model",
+                    "train_set",
+                    "validation_set",
+                    "params:fit",
+                    "params:task",
+                ],
                 outputs=["trained_model", "training_history"],
                 name="train_model",
             ),

@@ -30,6 +30,7 @@ def build_package(
     package_parameters: dict[str, Any],
     fit_parameters: dict[str, Any],
     convert_parameters: dict[str, Any],
+    task: dict[str, Any] | None = None,
 ) -> PackageDraft:
     """Assemble the package in memory: model, preprocessing, card, lineage, a sample to verify.
 
@@ -45,10 +46,12 @@ def build_package(
         package_parameters: The ``package`` parameter group.
         fit_parameters: The ``fit`` parameter group (task, labels, seed; the card).
         convert_parameters: The ``convert`` parameter group (tokenizer, max length, categories).
+        task: The ``task`` parameter group, which fills the three groups' shared keys and
+            paths; ``None`` if they hold them already.
     """
-    p = parse("package", package_parameters)
-    fit = parse("fit", fit_parameters)
-    convert = parse("convert", convert_parameters)
+    p = parse("package", package_parameters, task)
+    fit = parse("fit", fit_parameters, task)
+    convert = parse("convert", convert_parameters, task)
     package = in_memory_package(
         from_artifact(trained_model),
         task=fit.task,

@@ -19,6 +19,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "params:package",
                     "params:fit",
                     "params:convert",
+                    "params:task",
                 ],
                 outputs="model_package",
                 name="build_package",

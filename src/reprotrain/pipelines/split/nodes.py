@@ -53,18 +53,19 @@ def assign_splits(labels: np.ndarray, groups: np.ndarray | None, p: SplitParams)
 
 
 def split_table(
-    table: pd.DataFrame, parameters: dict[str, Any]
+    table: pd.DataFrame, parameters: dict[str, Any], task: dict[str, Any] | None = None
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict]:
     """Split the converted table into train, validation and test sets.
 
     Args:
         table: Output of ``convert_table``, with a ``label`` column.
         parameters: The ``split`` parameter group.
+        task: The ``task`` parameter group (shared keys); ``None`` if ``parameters`` holds them.
 
     Returns:
         The train, validation and test tables, and a report of sizes and label counts.
     """
-    p = parse("split", parameters)
+    p = parse("split", parameters, task)
     if p.group_column is not None and p.group_column not in table.columns:
         raise ValueError(
             f"split.group_column '{p.group_column}' is not a column of the table "

@@ -11,7 +11,7 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             Node(
                 func=split_table,
-                inputs=["model_input", "params:split"],
+                inputs=["model_input", "params:split", "params:task"],
                 outputs=["train_set", "validation_set", "test_set", "split_report"],
                 name="split_table",
             )

@@ -1,0 +1,79 @@
+"""The task group fills every step's shared keys; step files cannot repeat them."""
+
+from __future__ import annotations
+
+import pytest
+
+from reprotrain.params import ParameterError, parse
+from tests.conftest import load_params
+
+TASK = {
+    "name": "tickets",
+    "raw_file": "data/01_raw/tickets.csv",
+    "labels": ["billing", "bug", "other"],
+    "model_checkpoint": "some/checkpoint",
+    "max_length": 48,
+    "seed": 7,
+}
+
+
+def test_each_step_takes_the_shared_values_from_the_task_group():
+    clean = parse("clean", {"label_column": "category", "text_column": "body"}, TASK)
+    assert (clean.task, clean.labels) == ("classification", TASK["labels"])
+    convert = parse("convert", {}, TASK)
+    assert (convert.tokenizer, convert.max_length) == ("some/checkpoint", 48)
+    assert parse("split", {}, TASK).seed == 7
+    fit = parse("fit", {"model": {"family": "transformer"}}, TASK)
+    assert (fit.model.checkpoint, fit.seed, fit.labels) == ("some/checkpoint", 7, TASK["labels"])
+    assert parse("evaluate", {}, {**TASK, "type": "regression", "labels": None}).task == (
+        "regression"
+    )
+
+
+def test_paths_follow_the_task_name_unless_the_step_sets_them():
+    fit = parse("fit", {"model": {"family": "mlp"}}, TASK)
+    assert fit.checkpoint_dir == "data/06_models/tickets/checkpoints"
+    assert fit.best_checkpoint == "data/06_models/tickets/best.ckpt"
+    assert fit.log_dir == "data/08_reporting/tickets/training_logs"
+    moved = parse("fit", {"model": {"family": "mlp"}, "checkpoint_dir": "/scratch/ck"}, TASK)
+    assert moved.checkpoint_dir == "/scratch/ck"
+    assert parse("package", {}, TASK).lineage_files == [
+        "data/01_raw/tickets.csv",
+        "data/05_model_input/tickets/train.parquet",
+        "data/05_model_input/tickets/validation.parquet",
+        "data/05_model_input/tickets/test.parquet",
+    ]
+
+
+def test_a_random_transformer_names_no_checkpoint():
+    fit = parse("fit", {"model": {"family": "transformer", "config": {"hidden_size": 8}}}, TASK)
+    assert fit.model.checkpoint is None
+
+
+@pytest.mark.parametrize(
+    ("step", "raw", "key"),
+    [
+        ("clean", {"label_column": "c", "text_column": "t", "labels": ["a", "b"]}, "clean.labels"),
+        ("convert", {"max_length": 16}, "convert.max_length"),
+        ("split", {"seed": 1}, "split.seed"),
+        ("fit", {"model": {"family": "transformer", "checkpoint": "x"}}, "fit.model.checkpoint"),
+    ],
+)
+def test_a_step_file_repeating_a_shared_key_is_an_error(step, raw, key):
+    with pytest.raises(ParameterError, match=rf"parameters_{step}.yml sets '{key}'.*globals.yml"):
+        parse(step, raw, TASK)
+
+
+def test_a_bad_task_group_names_globals_yml():
+    with pytest.raises(ParameterError, match=r"globals.yml:\n  unknown key 'task.lables'"):
+        parse("clean", {"label_column": "c", "text_column": "t"}, {**TASK, "lables": ["a"]})
+    with pytest.raises(ParameterError, match=r"'labels' repeats a class name"):
+        parse("task", {**TASK, "labels": ["a", "a"]})
+    with pytest.raises(ParameterError, match=r"globals.yml: the top-level key 'task' is missing"):
+        parse("task", None)
+
+
+@pytest.mark.parametrize("env", ["base", "penguins"])
+def test_every_step_of_the_real_configuration_parses(env):
+    for step in ("clean", "convert", "split", "fit", "evaluate", "package", "predict"):
+        parse(step, load_params(step, env))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -74,6 +75,32 @@ def test_train_pipeline_from_the_command_line(scratch_project):
     assert scratch_project.path("data/06_models/reviews/trained_model/model.safetensors").is_file()
     history = pd.read_csv(scratch_project.path("data/08_reporting/reviews/training_history.csv"))
     assert "val/acc" in history.columns
+
+
+def test_regression_by_configuration_alone(scratch_project):
+    """Penguin body mass (grams) from the other measurements: an MSE-trained MLP, packaged."""
+    project = scratch_project
+    features = ["bill_length_mm", "bill_depth_mm", "flipper_length_mm"]
+    project.write_task({"name": "mass", "type": "regression", "labels": None}, env="penguins")
+    project.write_params(
+        "clean", {"label_column": "body_mass_g", "numeric_columns": features}, env="penguins"
+    )
+    project.write_params("convert", {"numeric_columns": features}, env="penguins")
+    project.write_params("fit", {"loss": "mse", "trainer": {"max_epochs": 10}}, env="penguins")
+    project.write_params("split", {"stratify": False}, env="penguins")
+    project.run("train", env="penguins")
+    metrics = json.loads(project.path("data/08_reporting/mass/metrics.json").read_text())
+    test = pd.read_csv(project.path("data/07_model_output/mass/test_predictions.csv"))
+    assert metrics["mae"] == pytest.approx((test["predicted"] - test["actual"]).abs().mean())
+    assert metrics["mae"] < 0.6 * test["actual"].std()  # well beyond predicting the mean
+    rows = pd.read_csv(project.path("data/01_raw/penguins.csv")).dropna().head(5)
+    rows.drop(columns=["body_mass_g", "species"]).to_csv(
+        project.path("data/01_raw/mass_predict_input.csv"), index=False
+    )
+    project.run("predict", env="penguins")
+    predicted = pd.read_csv(project.path("data/07_model_output/mass/predictions.csv"))
+    error = (predicted["prediction"] - rows["body_mass_g"].to_numpy()).abs()
+    assert error.mean() < 0.6 * test["actual"].std()
 
 
 BAD_RAW = {

@@ -29,7 +29,9 @@ class MLP(nn.Module):
     """Standardise (mean-impute NaN), then Linear → activation → dropout blocks, then a head.
 
     The scaling statistics are buffers fitted on the training split, so they travel with the
-    weights and the exported model needs no separate preprocessing step.
+    weights and the exported model needs no separate preprocessing step. For regression the
+    head predicts the standardised target and the output is mapped back to the target's units
+    (``target_mean``/``target_std``, also fitted on the training split; 0 and 1 otherwise).
     """
 
     def __init__(
@@ -53,6 +55,8 @@ class MLP(nn.Module):
         n = len(feature_names)
         self.register_buffer("mean", torch.zeros(n))
         self.register_buffer("std", torch.ones(n))
+        self.register_buffer("target_mean", torch.zeros(out_features))
+        self.register_buffer("target_std", torch.ones(out_features))
         layers: list[nn.Module] = []
         width = n
         for size in hidden_sizes:
@@ -84,11 +88,17 @@ class MLP(nn.Module):
         self.mean.copy_(torch.as_tensor(mean, dtype=torch.float32))
         self.std.copy_(torch.as_tensor(std, dtype=torch.float32))
 
+    def fit_target_scaling(self, targets: np.ndarray) -> None:
+        """Set the target buffers from training-split regression targets."""
+        std = float(np.std(targets))
+        self.target_mean.fill_(float(np.mean(targets)))
+        self.target_std.fill_(std if std > 1e-8 else 1.0)
+
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         """Logits (classification) or predictions (regression) for a float feature batch."""
         x = (features - self.mean) / self.std
         x = torch.nan_to_num(x, nan=0.0)  # a missing value becomes the training mean
-        return self.net(x)
+        return self.net(x) * self.target_std + self.target_mean
 
 
 def build_mlp(p: FitParams, train_set: pd.DataFrame) -> MLP:
@@ -100,6 +110,8 @@ def build_mlp(p: FitParams, train_set: pd.DataFrame) -> MLP:
     m = p.model
     model = MLP(names, out, m.hidden_sizes, m.activation, m.dropout, m.init)
     model.fit_scaling(train_set[names].to_numpy(dtype=np.float32))
+    if p.task == "regression":
+        model.fit_target_scaling(train_set["label"].to_numpy(dtype=np.float64))
     return model
 
 

@@ -94,7 +94,13 @@ class TrainingSystem(L.LightningModule):
 
     def _step(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         logits = self(batch)
-        return self.loss_fn(logits.float(), batch["labels"]), logits
+        predicted, target = logits.float(), batch["labels"]
+        scale = getattr(self.model, "target_std", None)
+        if self.task == "regression" and scale is not None:
+            # MSE on the standardised target: the loss (and the L1 term beside it) keeps one
+            # scale whatever the target's units; metrics stay in those units.
+            predicted, target = predicted / scale, target / scale
+        return self.loss_fn(predicted, target), logits
 
     def _targets(self, logits: torch.Tensor) -> torch.Tensor:
         return logits.float() if self.task == "regression" else logits.argmax(-1)

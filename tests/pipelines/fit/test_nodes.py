@@ -169,6 +169,25 @@ def test_mse_regression_learns_a_linear_target(tmp_path):
     assert "val/mse" in history.columns
 
 
+def test_regression_in_large_units_learns_through_target_scaling(tmp_path):
+    """A target in grams (mean 4000, std ~1100) trains as well as one near zero."""
+
+    def grams(frame: pd.DataFrame) -> pd.DataFrame:
+        return frame.assign(label=(4000 + 500 * frame["label"]).astype(np.float32))
+
+    train, val = grams(tabular(regression=True)), grams(tabular(32, 1, regression=True))
+    params = mlp_params(
+        tmp_path, task="regression", labels=None, loss="mse", trainer={"max_epochs": 20}
+    )
+    model, _ = run(params, train, val)
+    assert model.target_mean.item() == pytest.approx(train["label"].mean(), rel=1e-5)
+    features = torch.as_tensor(val[["a", "b", "noise"]].to_numpy())
+    with torch.no_grad():
+        predicted = model.eval()(features).squeeze(-1).numpy()
+    mae = np.abs(predicted - val["label"].to_numpy()).mean()
+    assert mae < 0.25 * val["label"].std()  # the mean alone would be ~0.8 std off
+
+
 def _abs_weights(model) -> float:
     return sum(
         m.weight.abs().sum().item() for m in model.modules() if isinstance(m, torch.nn.Linear)

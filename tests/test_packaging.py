@@ -26,7 +26,7 @@ def test_to_predictions_softmax_label_and_score():
     assert regression["prediction"].tolist() == [1.5, -2.0]
 
 
-def test_tabular_package_accepts_dicts_and_frames():
+def test_tabular_package_accepts_dicts_and_frames(caplog):
     package = in_memory_package(
         tiny_mlp(penguin_features()),
         task="classification",
@@ -42,7 +42,10 @@ def test_tabular_package_accepts_dicts_and_frames():
         "island": "Dream",
         "sex": "unknown-value",
     }
-    from_dicts = package.predict([row])
+    with caplog.at_level("WARNING", logger="reprotrain.features"):
+        from_dicts = package.predict([row])
+    assert "column 'sex': 1 row(s) hold value(s) outside its categories" in caplog.text
+    assert "['unknown-value']" in caplog.text
     from_frame = package.predict(pd.DataFrame([row]))
     pd.testing.assert_frame_equal(from_dicts, from_frame)
     features = package.features([row])[0]

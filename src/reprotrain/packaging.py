@@ -44,6 +44,7 @@ import torch
 from torch import nn
 
 from reprotrain.datasets.package_dataset import sha256_file, verify_manifest
+from reprotrain.features import one_hot
 from reprotrain.inference import to_predictions
 from reprotrain.models.mlp import MLP, mlp_from_spec
 
@@ -215,7 +216,7 @@ class TabularPackage:
         """Raw rows → the model's float32 features (numbers as given, categories one-hot).
 
         A missing number stays NaN (the model imputes the training mean); a missing or
-        unknown category encodes as all zeros, as in the convert step.
+        unknown category encodes as all zeros (unknown: with a warning), as in the convert step.
 
         Raises:
             PackageInputError: A needed column is missing, or a numeric column is not numeric
@@ -234,8 +235,7 @@ class TabularPackage:
                 raise PackageInputError(f"column '{c}' holds infinite values (rows {rows})")
             cols.append(values)
         for c, values in self.categories.items():
-            text = frame[c].astype("string").str.strip()
-            cols += [(text == v).fillna(False).to_numpy(dtype=np.float32) for v in values]
+            cols += one_hot(frame[c], c, values).values()
         return np.stack(cols, axis=1) if cols else np.empty((len(frame), 0), np.float32)
 
     @torch.inference_mode()

@@ -215,3 +215,58 @@ def test_default_remote_lives_outside_the_repository():
     name = config["core"]["remote"]
     url = config[f"'remote \"{name}\"'"]["url"]
     assert not Path(url).expanduser().resolve().is_relative_to(PROJECT_ROOT)
+
+
+def reprotrain_imports(path: Path, in_functions: bool) -> set[str]:
+    """The reprotrain modules a source file imports (with ``in_functions``: lazy ones too)."""
+    import ast
+
+    found = set()
+    todo: list[ast.AST] = [ast.parse(path.read_text())]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.startswith("reprotrain")}
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("reprotrain"):
+            found.add(node.module)
+            found |= {f"{node.module}.{a.name}" for a in node.names}  # submodules by name
+        if in_functions or not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            todo.extend(ast.iter_child_nodes(node))
+    return found
+
+
+def module_file(name: str) -> Path | None:
+    base = PROJECT_ROOT / "src" / Path(*name.split("."))
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_deps_cover_every_module_the_step_imports(dvc_yaml, step):
+    """Editing a module the step's code imports (its own lazy imports included) reruns it.
+
+    Lazy imports inside other modules' functions are not followed: e.g. the model-package
+    dataset imports ``packaging`` only to load a package, which fit never does.
+    """
+    deps = [PROJECT_ROOT / d for d in entries(dvc_yaml["stages"][step], "deps")]
+    own = PROJECT_ROOT / "src/reprotrain/pipelines" / step
+    todo = list(own.glob("*.py"))
+    seen: set[Path] = set()
+    while todo:
+        path = todo.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        for name in reprotrain_imports(path, in_functions=path.is_relative_to(own)):
+            found = module_file(name)
+            if found is not None:
+                todo.append(found)
+    package_init = PROJECT_ROOT / "src/reprotrain/__init__.py"
+    missing = sorted(
+        str(p.relative_to(PROJECT_ROOT))
+        for p in seen - {package_init}
+        if not any(p == d or p.is_relative_to(d) for d in deps)
+    )
+    assert not missing, f"{step} imports {missing} but dvc.yaml does not list them as deps"

@@ -70,3 +70,15 @@ def test_missing_feature_column_is_named(penguins_raw):
     cleaned, _ = clean_table(penguins_raw, load_params("clean", env="penguins"))
     with pytest.raises(ValueError, match="body_mass_g"):
         convert_table(cleaned.drop(columns="body_mass_g"), params)
+
+
+def test_unseen_category_warns_and_encodes_as_zeros(penguins_raw, caplog):
+    params = load_params("convert", env="penguins")
+    cleaned, _ = clean_table(penguins_raw, load_params("clean", env="penguins"))
+    cleaned = cleaned.iloc[:4].copy()
+    cleaned.loc[cleaned.index[0], "island"] = "Atlantis"
+    with caplog.at_level("WARNING", logger="reprotrain.features"):
+        out = convert_table(cleaned, params)
+    assert "column 'island': 1 row(s)" in caplog.text and "['Atlantis']" in caplog.text
+    island = [f"island={c}" for c in params["categories"]["island"]]
+    assert out[island].sum(axis=1).tolist() == [0.0, 1.0, 1.0, 1.0]

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from reprotrain.features import one_hot
 from reprotrain.params import ConvertParams, parse
 
 log = logging.getLogger(__name__)
@@ -63,16 +64,14 @@ def _token_ids(texts: list[str], p: ConvertParams) -> pd.Series:
 def _features(table: pd.DataFrame, p: ConvertParams) -> pd.DataFrame:
     """Numeric columns cast to float32; categoricals one-hot over the configured categories.
 
-    A missing or unseen category encodes as all zeros; missing numbers stay NaN and are
+    A missing or unseen category encodes as all zeros (unseen: with a warning); missing numbers stay NaN and are
     imputed by the model with training-split means.
     """
     cols: dict[str, pd.Series] = {}
     for c in p.numeric_columns:
         cols[c] = pd.to_numeric(table[c], errors="raise").astype("float32")
     for c, categories in p.categories.items():
-        values = table[c].astype("string")
-        for cat in categories:
-            cols[f"{c}={cat}"] = (values == cat).fillna(False).astype("float32")
+        cols.update(one_hot(table[c], c, categories))
     return pd.DataFrame(cols, index=table.index)
 
 

@@ -1,0 +1,35 @@
+"""One-hot encoding over a fixed category list, shared by the convert step and the package."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+
+log = logging.getLogger(__name__)
+
+
+def one_hot(values: pd.Series, column: str, categories: list[str]) -> dict[str, np.ndarray]:
+    """``{"<column>=<category>": float32 indicator}`` for each configured category.
+
+    A missing value encodes as all zeros. So does a value outside ``categories``, with a
+    warning that names the column and the unseen values: the model never saw them, so its
+    prediction for those rows rests on the other features alone.
+    """
+    text = values.astype("string").str.strip()
+    unseen = text.notna() & ~text.isin(categories)
+    if unseen.any():
+        found = sorted(text[unseen].unique().tolist())
+        log.warning(
+            "column '%s': %d row(s) hold value(s) outside its categories %s: %s; they encode "
+            "as all zeros",
+            column,
+            int(unseen.sum()),
+            categories,
+            found[:10],
+        )
+    return {
+        f"{column}={cat}": (text == cat).fillna(False).to_numpy(dtype=np.float32)
+        for cat in categories
+    }

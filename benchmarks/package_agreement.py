@@ -8,8 +8,9 @@ tabular demo)::
 
 1. Takes ``--rows`` rows of the test split (default task: their text, joined from the cleaned
    table by id; penguins: the raw rows of the test split's birds are not recoverable by id,
-   so the first rows of the raw table are used) and writes them as ``predict_input``.
-2. Runs the project's predict pipeline: ``kedro run --pipelines=predict``.
+   so the first rows of the raw table are used) and writes them to a temporary folder.
+2. Runs the project's predict pipeline on them: ``kedro run --pipelines=predict
+   --params=predict_input=<rows.csv>,predictions=<out.csv>`` (the project's files untouched).
 3. In a separate ``python -I`` process where importing reprotrain is blocked, predicts the
    same rows from the package folder alone: ``transformers.pipeline("text-classification")``
    (with and without ``truncation=True``), or onnxruntime on ``model.onnx`` with the
@@ -25,6 +26,7 @@ import logging
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -100,16 +102,20 @@ def main() -> int:
     g = _task(args.env)
     task = g["name"]
     folder = str(Path(f"data/06_models/{task}/package").resolve())
-    csv = Path(f"data/01_raw/{task}_predict_input.csv")
+    work = Path(tempfile.mkdtemp(prefix="package_agreement-"))
+    csv, predicted = work / "rows.csv", work / "predictions.csv"
     _input_rows(task, g["raw_file"], args.rows).to_csv(csv, index=False)
 
     kedro = Path(sys.executable).parent / "kedro"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "KEDRO_DISABLE_TELEMETRY": "1"}
-    cmd = [str(kedro), "run", "--pipelines=predict"] + (
-        [f"--env={args.env}"] if args.env != "base" else []
-    )
+    cmd = [
+        str(kedro),
+        "run",
+        "--pipelines=predict",
+        f"--params=predict_input={csv},predictions={predicted}",
+    ] + ([f"--env={args.env}"] if args.env != "base" else [])
     subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL)
-    ours = pd.read_csv(f"data/07_model_output/{task}/predictions.csv")
+    ours = pd.read_csv(predicted)
 
     code = (TEXT if "text" in ours.columns else TABULAR).format(
         folder=folder, csv=str(csv.resolve())

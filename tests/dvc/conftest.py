@@ -116,9 +116,15 @@ def copy_project(target: Path, tiny_checkpoint_dir: Path, remote: Path) -> Path:
     source.mkdir()
     make_reviews(240).to_csv(source / "movie_reviews.csv", index=False)
     make_penguins().to_csv(source / "penguins.csv", index=False)
+    make_reviews(6, seed=3)[["id", "text"]].to_csv(
+        source / "reviews_predict_input.csv", index=False
+    )
+    make_penguins(9, seed=3).drop(columns="species").to_csv(
+        source / "penguins_predict_input.csv", index=False
+    )
     stages = yaml.safe_load((target / "dvc.yaml").read_text())
     stages["stages"]["raw"].update(
-        cmd="cp raw_source/movie_reviews.csv raw_source/penguins.csv data/01_raw/",
+        cmd="cp raw_source/*.csv data/01_raw/",
         deps=["raw_source"],
     )
     (target / "dvc.yaml").write_text(yaml.safe_dump(stages, sort_keys=False))

@@ -83,6 +83,21 @@ def test_train_then_predict_end_to_end(scratch_project):
     np.testing.assert_allclose(predictions["score"], expected["score"], atol=1e-5)
     written = out_path.read_bytes()
 
+    # any file in, any file out, from the command line: --params=predict_input=...,predictions=...
+    elsewhere = scratch_project.root / "incoming"
+    elsewhere.mkdir()
+    new.head(4).to_csv(elsewhere / "batch.csv", index=False)
+    scratch_project.run(
+        "predict",
+        runtime_params={
+            "predict_input": str(elsewhere / "batch.csv"),
+            "predictions": str(elsewhere / "batch_predictions.csv"),
+        },
+    )
+    batch = pd.read_csv(elsewhere / "batch_predictions.csv")
+    assert batch["predicted_label"].tolist() == expected["label"].tolist()[:4]
+    assert out_path.read_bytes() == written  # the default output was left alone
+
     # a table without the text column: a clear error, the earlier predictions untouched
     new.rename(columns={"text": "review"}).to_csv(
         scratch_project.path("data/01_raw/reviews_predict_input.csv"), index=False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 
 from reprotrain.params import ParameterError, parse
@@ -77,3 +78,18 @@ def test_a_bad_task_group_names_globals_yml():
 def test_every_step_of_the_real_configuration_parses(env):
     for step in ("clean", "convert", "split", "fit", "evaluate", "package", "predict"):
         parse(step, load_params(step, env))
+
+
+def test_runtime_params_may_change_shared_values_but_not_the_task_paths(scratch_project):
+    scratch_project.run("clean")
+    flipped = {"task": {"labels": ["positive", "negative"]}}  # kedro run --params=task.labels=...
+    scratch_project.run("convert", runtime_params=flipped)
+    cleaned = pd.read_parquet(
+        scratch_project.path("data/02_intermediate/reviews/clean_table.parquet")
+    )
+    ids = pd.read_parquet(scratch_project.path("data/04_feature/reviews/model_input.parquet"))
+    assert (ids["label"] == (cleaned["label"] == "negative").astype(int)).all()
+    with pytest.raises(
+        ParameterError, match=r"task.name is 'other' in the parameters but 'reviews'"
+    ):
+        scratch_project.run("clean", runtime_params={"task": {"name": "other"}})

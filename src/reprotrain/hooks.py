@@ -30,6 +30,15 @@ class ValidateParametersHook:
         loaded = context.config_loader["parameters"]
         task = loaded.get("task")
         params.parse("task", task)
+        # The catalog's paths come from globals, which `--params` does not reach.
+        paths = context.config_loader["globals"].get("task", {})
+        for key in ("name", "raw_file"):
+            if task.get(key) != paths.get(key):
+                raise params.ParameterError(
+                    f"task.{key} is {task.get(key)!r} in the parameters but {paths.get(key)!r} "
+                    f"in globals.yml: it names the catalog's files, so change it in globals.yml "
+                    f"rather than with --params"
+                )
         for step in params.STEP_PARAMS:
             if step != "task" and step in loaded:
                 params.parse(step, loaded[step], task)

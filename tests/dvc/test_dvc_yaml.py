@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import re
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -152,25 +153,33 @@ def test_catalog_files_are_the_stage_outputs_and_inputs(dvc_yaml, catalog, step)
     assert files(used) <= set(entries(stage, "deps"))
 
 
-def test_reports_are_uncached_metrics_and_plots(dvc_yaml):
+def test_reports_are_cached_metrics_and_plots(dvc_yaml):
+    """Metrics and plots are DVC outputs like any other: cached, and never git files."""
     evaluate = dvc_yaml["stages"]["evaluate"]
-    uncached = {
+    reports = {
         path
         for section in ("outs", "metrics")
-        for path, options in entries(evaluate, section).items()
-        if options.get("cache") is False
+        for path in entries(evaluate, section)
+        if path.startswith("data/08_reporting/")
     }
     assert set(entries(evaluate, "metrics")) == {"data/08_reporting/reviews/metrics.json"}
-    for path in uncached:  # kept in git (.gitignore ignores the rest of data/)
-        assert f"!{path}" in (PROJECT_ROOT / ".gitignore").read_text(), path
+    for section in ("outs", "metrics"):
+        assert all(o.get("cache", True) for o in entries(evaluate, section).values())
+    ignored = subprocess.run(
+        ["git", "check-ignore", "--no-index", *sorted(reports)],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+    ).stdout.split()
+    assert sorted(ignored) == sorted(reports)  # .gitignore keeps every report out of git
     plotted = set()
     for definition in dvc_yaml["plots"]:
         if isinstance(definition, str):
-            plotted.add(definition)
+            plotted.add(resolve(definition))
         else:
             (options,) = definition.values()
-            plotted |= set(options["y"])
-    assert plotted == uncached - {"data/08_reporting/reviews/metrics.json"}
+            plotted |= {resolve(path) for path in options["y"]}
+    assert plotted == reports - {"data/08_reporting/reviews/metrics.json"}
     assert len(plotted) == 4  # confusion matrix and training curves: data and figure
 
 

@@ -50,7 +50,7 @@ def test_second_repro_runs_nothing_and_is_quick(reproduced: Reproduced, tmp_path
         assert f"Stage '{stage}' didn't change, skipping" in second.output
     assert second.seconds < 20, f"a no-op `dvc repro` took {second.seconds:.1f}s"
     assert UP_TO_DATE in dvc(root, "status").output
-    git(root, "diff", "--exit-code")  # nothing rewritten: lock, metrics, plots
+    git(root, "diff", "--exit-code")  # nothing rewritten: dvc.lock
 
 
 def test_split_parameter_reruns_split_and_downstream_only(reproduced: Reproduced, tmp_path):
@@ -61,6 +61,12 @@ def test_split_parameter_reruns_split_and_downstream_only(reproduced: Reproduced
     rerun = dvc(root, "repro")
     assert rerun.ran == ["split", "fit", "evaluate", "package"]
     assert UP_TO_DATE in dvc(root, "status").output
+    # metrics are not git files: the committed version comes from the DVC cache
+    text = dvc(root, "metrics", "diff", "HEAD", "--all", "--json").output
+    accuracy = json.loads(text[text.index("{") :])[METRICS]["accuracy"]
+    committed = json.loads((reproduced.root / METRICS).read_text())["accuracy"]
+    now = json.loads((root / METRICS).read_text())["accuracy"]
+    assert (accuracy["old"], accuracy["new"]) == (committed, now)
 
 
 def test_unrelated_keys_rerun_nothing_else(reproduced: Reproduced, tmp_path):
@@ -103,19 +109,6 @@ def show_experiments(root) -> dict[str, dict]:
     return {e["name"]: e["revs"][0]["data"] for e in runs if e.get("name")}
 
 
-def test_experiment_lists_params_and_metrics_side_by_side(reproduced: Reproduced, tmp_path):
-    root = reproduced.copy(tmp_path / "p")
-    set_params(root, "evaluate", {"batch_size": 8})
-    run = dvc(root, "exp", "run", "--name", "small-eval-batch")
-    assert run.ran == ["evaluate"]  # same predictions, same metrics: package stays
-    data = show_experiments(root)["small-eval-batch"]
-    params = data["params"]["conf/base/parameters_evaluate.yml"]["data"]
-    assert params["evaluate"]["batch_size"] == 8
-    assert "accuracy" in data["metrics"][METRICS]["data"]
-    header = dvc(root, "exp", "show", "--csv").output.splitlines()[0]
-    assert "accuracy" in header and "evaluate.batch_size" in header and "split.train" in header
-
-
 def test_experiment_sets_a_task_value_with_set_param(reproduced: Reproduced, tmp_path):
     root = reproduced.copy(tmp_path / "p")
     run = dvc(
@@ -151,6 +144,8 @@ def test_experiment_sets_a_step_parameter_with_set_param(reproduced: Reproduced,
         data["params"]["conf/base/parameters_evaluate.yml"]["data"]["evaluate"]["batch_size"] == 8
     )
     assert "accuracy" in data["metrics"][METRICS]["data"]
+    header = dvc(root, "exp", "show", "--csv").output.splitlines()[0]
+    assert "accuracy" in header and "evaluate.batch_size" in header and "split.train" in header
     text = path.read_text()  # the workspace keeps the edit, with the file's comments
     assert "batch_size: 8" in text
     assert all(line in text for line in comments)

@@ -33,7 +33,8 @@ params/typo                             clean      unknown key 'clean.lable_colu
                                                    keys: ...) in parameters_clean.yml
 params/task_typo                        clean      unknown key 'task.lables' (allowed keys:
                                                    ...) in globals.yml
-params/shared_key_in_step_file          split      parameters_split.yml sets 'split.seed': ...
+params/shared_key_in_step_file          split      parameters_split.yml (or --params) sets
+                                                   'split.seed': ...
                                                    set once in globals.yml under 'task'
 params/out_of_range                     split      'split.train': Input should be less than 1
                                                    (got 1.5) in parameters_split.yml
@@ -93,7 +94,7 @@ Accepted on purpose (exit 0, the report explains what was done):
 
 Covered elsewhere, at node level: tests/pipelines/clean/test_nodes.py (the clean cases),
 tests/pipelines/package/test_package.py (manifest tampering, a failed self-check keeps the old
-package), tests/test_run.py (bad raw files through the CLI), tests/test_crash_resume.py
+package), tests/test_crash_resume.py
 (SIGKILL mid-training, then resume), tests/datasets/test_atomic.py (a save failing midway).
 """
 
@@ -373,7 +374,10 @@ CASES: dict[str, Case] = {
     "params/shared_key_in_step_file": Case(
         set_params("split", {"seed": 7}),
         "split",
-        ("parameters_split.yml sets 'split.seed'", "set once in globals.yml under 'task'"),
+        (
+            "parameters_split.yml (or --params) sets 'split.seed'",
+            "set once in globals.yml under 'task'",
+        ),
     ),
     "params/out_of_range": Case(
         set_params("split", {"train": 1.5}),

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import subprocess
 import sys
 import time
 
+import pandas as pd
 import pytest
 import torch
+
+from tests.conftest import load_params
 
 pytestmark = pytest.mark.slow
 
@@ -63,7 +67,8 @@ def test_sigkill_then_resume_finishes(scratch_project):
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     final = torch.load(last, weights_only=True)
     assert final["epoch"] == EPOCHS - 1
-    steps_per_epoch = final["global_step"] // EPOCHS
-    assert final["global_step"] == EPOCHS * steps_per_epoch
+    rows = len(pd.read_parquet(scratch_project.path("data/05_model_input/penguins/train.parquet")))
+    batch = load_params("fit", env="penguins")["data"]["batch_size"]
+    assert final["global_step"] == EPOCHS * math.ceil(rows / batch)  # no step lost or repeated
     assert "Restoring states from the checkpoint" in done.stdout + done.stderr
     assert scratch_project.path("data/06_models/penguins/trained_model/model.safetensors").is_file()

@@ -61,8 +61,15 @@ def test_a_random_transformer_names_no_checkpoint():
     ],
 )
 def test_a_step_file_repeating_a_shared_key_is_an_error(step, raw, key):
-    with pytest.raises(ParameterError, match=rf"parameters_{step}.yml sets '{key}'.*globals.yml"):
+    with pytest.raises(
+        ParameterError, match=rf"parameters_{step}.yml \(or --params\) sets '{key}'.*globals.yml"
+    ):
         parse(step, raw, TASK)
+
+
+def test_a_pretrained_transformer_without_a_checkpoint_names_the_task_key():
+    with pytest.raises(ParameterError, match=r"needs task.model_checkpoint in globals.yml"):
+        parse("fit", {"model": {"family": "transformer"}}, {**TASK, "model_checkpoint": None})
 
 
 def test_a_bad_task_group_names_globals_yml():

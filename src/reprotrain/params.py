@@ -309,8 +309,9 @@ _SHARED: dict[str, Callable[[TaskParams], dict[str, Any]]] = {
     "fit": lambda t: {"task": t.type, "labels": t.labels, "seed": t.seed},
     "evaluate": lambda t: {"task": t.type, "labels": t.labels},
 }
-# Paths under the task's data folders: defaults a step file may override (e.g. a scratch disk
-# for checkpoints in conf/local).
+# Paths under the task's data folders: defaults a step group may override (e.g. checkpoints on
+# a scratch disk: conf/local/parameters_fit.yml, which must repeat the whole `fit` group, as
+# Kedro replaces top-level groups across environments).
 _TASK_PATHS: dict[str, Callable[[TaskParams], dict[str, Any]]] = {
     "fit": lambda t: {
         "checkpoint_dir": f"data/06_models/{t.name}/checkpoints",
@@ -344,12 +345,17 @@ def with_task(step: str, raw: dict[str, Any], task: Any) -> dict[str, Any]:
         if "checkpoint" in model:
             clash.append("model.checkpoint")
         elif "config" not in model:  # a random model names no checkpoint
+            if t.model_checkpoint is None:
+                raise ParameterError(
+                    "a pretrained transformer needs task.model_checkpoint in globals.yml (it is "
+                    "null); or give fit.model.config for a randomly initialised one"
+                )
             raw = {**raw, "model": {**model, "checkpoint": t.model_checkpoint}}
     if clash:
         keys = ", ".join(f"'{step}.{k}'" for k in clash)
         raise ParameterError(
-            f"{_file(step)} sets {keys}: shared by several steps, it is set once in "
-            f"globals.yml under 'task' (type, labels, model_checkpoint, max_length, seed)"
+            f"{_file(step)} (or --params) sets {keys}: shared by several steps, it is set once "
+            f"in globals.yml under 'task' (type, labels, model_checkpoint, max_length, seed)"
         )
     return {**_TASK_PATHS.get(step, lambda _: {})(t), **raw, **shared}
 

@@ -174,7 +174,8 @@ def test_entrypoint_takes_ranks_from_torchrun_then_slurm():
         "SLURM_LOCALID": "1",
         "SLURM_NNODES": "2",
         "SLURM_NODEID": "1",
-        "SLURM_LAUNCH_NODE_IPADDR": "10.0.0.1",
+        "SLURM_LAUNCH_NODE_IPADDR": "10.0.0.1",  # the login node: not rank 0's host
+        "SLURM_NODELIST": "gpu[07-08]",
         "SLURM_JOB_ID": "7",
     }
     env = distributed_env(slurm)
@@ -184,7 +185,7 @@ def test_entrypoint_takes_ranks_from_torchrun_then_slurm():
         "LOCAL_RANK": "1",
         "LOCAL_WORLD_SIZE": "4",
         "GROUP_RANK": "1",
-        "MASTER_ADDR": "10.0.0.1",
+        "MASTER_ADDR": "gpu07",
         "MASTER_PORT": "15007",
     }
     assert distributed_env({})["WORLD_SIZE"] == "1"

@@ -203,8 +203,7 @@ class ModelPackageDataset(AbstractDataset[StagedPackage, Any]):
         try:
             data.write(Path(tmp))
             write_manifest(tmp)
-            verify_manifest(tmp)
-            data.verify(Path(tmp))
+            data.verify(Path(tmp))  # reloads like a user: the manifest is checked there
             _make_readable(Path(tmp))
             replace_dir(tmp, target)
         finally:

@@ -35,6 +35,16 @@ FAIL_RANK_ENV = "REPROTRAIN_FAIL_RANK"
 """Fault injection for tests: the rank named here raises after its first training batch."""
 
 
+def _slurm_root_node(environ: Mapping[str, str]) -> str:
+    """Rank 0's host: the first node of the job step (not the node `srun` was typed on)."""
+    nodes = environ.get("SLURM_STEP_NODELIST") or environ.get("SLURM_NODELIST")
+    if not nodes:
+        return "127.0.0.1"
+    from lightning.fabric.plugins.environments import SLURMEnvironment
+
+    return SLURMEnvironment.resolve_root_node_address(nodes)
+
+
 def distributed_env(environ: Mapping[str, str]) -> dict[str, str]:
     """The torchrun variables for this process, taken from torchrun's or SLURM's environment.
 
@@ -61,9 +71,7 @@ def distributed_env(environ: Mapping[str, str]) -> dict[str, str]:
             "LOCAL_RANK": environ.get("SLURM_LOCALID", "0"),
             "LOCAL_WORLD_SIZE": str(world // nodes),
             "GROUP_RANK": environ.get("SLURM_NODEID", "0"),
-            "MASTER_ADDR": environ.get(
-                "MASTER_ADDR", environ.get("SLURM_LAUNCH_NODE_IPADDR", "127.0.0.1")
-            ),
+            "MASTER_ADDR": environ.get("MASTER_ADDR", _slurm_root_node(environ)),
             "MASTER_PORT": environ.get("MASTER_PORT", str(15000 + job % 20000)),
         }
     else:

@@ -8,11 +8,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from reprotrain.params import SplitParams, parse
+from reprotrain.params import SPLITS, SplitParams, parse
 
 log = logging.getLogger(__name__)
-
-SPLITS = ("train", "validation", "test")
 
 
 def _allocate(n: int, p: SplitParams) -> np.ndarray:

@@ -1,5 +1,5 @@
 # Thin wrappers; each target creates .venv on first use.
-#   make train   set up, write the demo data, run `kedro run --pipeline=train`
+#   make train   set up, write the demo data, run `kedro run --pipelines=train`
 #   make test    set up, run the test suite
 #   make dvc-repro   set up, run the stages of dvc.yaml that are out of date
 SHELL := /bin/bash
@@ -38,7 +38,7 @@ data: setup
 	$(BIN)/python -m reprotrain.demo_data --out data/01_raw
 
 train: data
-	$(BIN)/kedro run --pipeline=train --env=$(ENV)
+	$(BIN)/kedro run --pipelines=train --env=$(ENV)
 
 test: setup
 	$(BIN)/python -m pytest

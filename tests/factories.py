@@ -60,13 +60,31 @@ def tiny_bert(labels: list[str] | None = None) -> torch.nn.Module:
     return build_model(p, pd.DataFrame()).eval()
 
 
+def prediction_frame(labels: list[str], actual: list[int], predicted: list[int]) -> pd.DataFrame:
+    """Test predictions as ``predict_test_set`` returns them, from class ids."""
+    names = np.array(labels, dtype=object)
+    return pd.DataFrame(
+        {
+            "actual": names[actual],
+            "predicted": names[predicted],
+            "actual_id": actual,
+            "predicted_id": predicted,
+            "score": 0.9,
+        }
+    )
+
+
 def mlp_artifact(table: pd.DataFrame) -> ModelArtifact:
     """``tiny_mlp`` as a saved-model artifact."""
     return to_artifact(tiny_mlp(table))
 
 
 def draft_for(
-    model: torch.nn.Module, table: pd.DataFrame, tokenizer: Path | None = None, rows: int = 16
+    model: torch.nn.Module,
+    table: pd.DataFrame,
+    tokenizer: Path | None = None,
+    rows: int = 16,
+    categories: dict[str, list[str]] | None = None,
 ) -> PackageDraft:
     """A package draft of ``model`` with a minimal card, verified on ``rows`` rows of ``table``."""
     is_mlp = isinstance(model, MLP)
@@ -77,7 +95,7 @@ def draft_for(
         tokenizer=None if tokenizer is None else str(tokenizer),
         max_length=32,
         numeric_columns=NUMERIC if is_mlp else None,
-        categories=CATEGORIES if is_mlp else None,
+        categories=(categories or CATEGORIES) if is_mlp else None,
     )
     info = package_info(package, "test-model", "tests", "none")
     lineage = {"git": None, "data": {}, "libraries": {}, "seed": 0}

@@ -19,6 +19,8 @@ clean/missing_column                    clean      raw table is missing the conf
                                                    column(s) ['text'] + movie_reviews.csv
 clean/misnamed_column                   clean      ... column(s) ['sentiment']; it has [...
                                                    'Sentiment' ...] + movie_reviews.csv
+clean/missing_raw_file                  clean      one paragraph: the raw data file ... does
+                                                   not exist + `make data`
 clean/empty_file                        clean      No columns to parse from file + file
 clean/header_only                       clean      raw table has no rows + file
 clean/all_labels_missing                clean      no usable rows left after cleaning
@@ -123,7 +125,7 @@ PENGUINS_RAW = "data/01_raw/penguins.csv"
 REVIEWS_PREDICT = "data/01_raw/reviews_predict_input.csv"
 PENGUINS_PREDICT = "data/01_raw/penguins_predict_input.csv"
 TASK_OF = {"base": "reviews", "penguins": "penguins"}
-TINY_PENGUINS = "fit.trainer.max_epochs=2"
+TINY_PENGUINS = "fit.trainer.max_epochs=2,fit.trainer.min_steps=0"
 
 
 def kedro(root: Path, *args: str) -> subprocess.CompletedProcess:
@@ -315,6 +317,11 @@ CASES: dict[str, Case] = {
             "missing the configured column(s) ['sentiment']; it has ['id', 'Sentiment', 'text']",
             "movie_reviews.csv",
         ),
+    ),
+    "clean/missing_raw_file": Case(
+        lambda project: (project.path(REVIEWS_RAW).unlink(), [REVIEWS_RAW])[1],
+        "clean",
+        ("error: the raw data file data/01_raw/movie_reviews.csv does not exist", "make data"),
     ),
     "clean/empty_file": Case(
         write_bytes(REVIEWS_RAW, b""),

@@ -18,6 +18,17 @@ from tests.factories import (
 )
 
 
+def penguin_package():
+    """The tiny penguins MLP, wrapped in the package API."""
+    return in_memory_package(
+        tiny_mlp(penguin_features()),
+        task="classification",
+        labels=PENGUIN_LABELS,
+        numeric_columns=NUMERIC,
+        categories=CATEGORIES,
+    )
+
+
 def test_to_predictions_softmax_label_and_score():
     out = to_predictions(np.array([[0.0, 0.0], [2.0, 0.0]], dtype=np.float32), ["n", "p"])
     assert out["label"].tolist() == ["n", "n"]
@@ -27,13 +38,7 @@ def test_to_predictions_softmax_label_and_score():
 
 
 def test_tabular_package_accepts_dicts_and_frames(caplog):
-    package = in_memory_package(
-        tiny_mlp(penguin_features()),
-        task="classification",
-        labels=PENGUIN_LABELS,
-        numeric_columns=NUMERIC,
-        categories=CATEGORIES,
-    )
+    package = penguin_package()
     row = {
         "bill_length_mm": 40.0,
         "bill_depth_mm": 18.0,
@@ -82,13 +87,7 @@ def test_text_package_needs_a_tokenizer_and_text(tiny_tokenizer_dir):
 
 
 def test_tabular_package_rejects_infinite_values():
-    package = in_memory_package(
-        tiny_mlp(penguin_features()),
-        task="classification",
-        labels=PENGUIN_LABELS,
-        numeric_columns=NUMERIC,
-        categories=CATEGORIES,
-    )
+    package = penguin_package()
     rows = pd.DataFrame({c: [40.0, 41.0, 42.0] for c in NUMERIC})
     rows[["island", "sex"]] = ["Dream", "male"]
     rows.loc[2, "flipper_length_mm"] = -np.inf
@@ -96,3 +95,58 @@ def test_tabular_package_rejects_infinite_values():
         PackageInputError, match=r"column 'flipper_length_mm' holds infinite values \(rows \[2\]\)"
     ):
         package.predict(rows)
+
+
+def test_text_package_takes_the_users_column_name_and_falls_back_to_text(tiny_tokenizer_dir):
+    package = in_memory_package(
+        tiny_bert(),
+        task="classification",
+        labels=["negative", "positive"],
+        tokenizer=str(tiny_tokenizer_dir),
+        max_length=16,
+        text_column="message",
+    )
+    by_name = package.predict(pd.DataFrame({"message": ["good", "dull"], "id": [1, 2]}))
+    by_old_name = package.predict(pd.DataFrame({"text": ["good", "dull"]}))
+    pd.testing.assert_frame_equal(by_name, by_old_name)
+    with pytest.raises(PackageInputError, match=r"lacks the column\(s\) \['message'\]"):
+        package.predict(pd.DataFrame({"body": ["good"]}))
+
+
+def test_mostly_missing_rows_are_warned_about(caplog):
+    package = penguin_package()
+    rows = pd.DataFrame({c: [40.0, None] for c in NUMERIC})
+    rows.loc[1, "bill_length_mm"] = 40.0  # row 1: three of four numbers missing
+    rows[["island", "sex"]] = ["Dream", "male"]
+    with caplog.at_level("WARNING", logger="reprotrain"):
+        package.predict(rows)
+    assert "1 row(s) have more than half of their numeric columns" in caplog.text
+    assert "(rows [1])" in caplog.text
+
+
+def test_lineage_names_configuration_that_is_not_committed(tmp_path, monkeypatch):
+    import subprocess
+
+    from reprotrain.packaging import git_commit
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    (tmp_path / "conf" / "base").mkdir(parents=True)
+    (tmp_path / "conf" / "local").mkdir()
+    (tmp_path / "conf" / "base" / "globals.yml").write_text("task: {}\n")
+    (tmp_path / ".gitignore").write_text("conf/local/**\n")
+    git("init", "-q")
+    git("add", "-A")
+    git("-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "init")
+    monkeypatch.chdir(tmp_path)
+    assert git_commit()["dirty"] is False
+    (tmp_path / "conf" / "mine").mkdir()
+    (tmp_path / "conf" / "mine" / "globals.yml").write_text("task: {}\n")
+    (tmp_path / "conf" / "local" / "parameters_fit.yml").write_text("fit: {}\n")
+    found = git_commit()
+    assert found["dirty"] is True
+    assert found["conf_changes"] == [
+        "!! conf/local/parameters_fit.yml",
+        "?? conf/mine/globals.yml",
+    ]

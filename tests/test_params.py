@@ -100,3 +100,26 @@ def test_runtime_params_may_change_shared_values_but_not_the_task_paths(scratch_
         ParameterError, match=r"task.name is 'other' in the parameters but 'reviews'"
     ):
         scratch_project.run("clean", runtime_params={"task": {"name": "other"}})
+
+
+def test_nested_runtime_params_deep_merge_under_an_env_without_that_group(tmp_path):
+    """`kedro run --env=mine --params=fit.trainer.max_epochs=8`: only that key changes."""
+    import shutil
+
+    from kedro.config import OmegaConfigLoader
+
+    from reprotrain.settings import CONFIG_LOADER_ARGS
+    from tests.conftest import PROJECT_ROOT
+
+    conf = tmp_path / "conf"
+    shutil.copytree(PROJECT_ROOT / "conf" / "base", conf / "base")
+    (conf / "mine").mkdir()
+    (conf / "mine" / "parameters_split.yml").write_text("split:\n  train: 0.7\n  validation: 0.2\n")
+    runtime = {"fit": {"trainer": {"max_epochs": 8}}}
+    loader = OmegaConfigLoader(str(conf), env="mine", runtime_params=runtime, **CONFIG_LOADER_ARGS)
+    params = loader["parameters"]
+    fit = parse("fit", params["fit"], params["task"])
+    assert fit.trainer.max_epochs == 8
+    assert fit.model.family == "transformer" and fit.trainer.min_steps == 300  # from base
+    split = parse("split", params["split"], params["task"])
+    assert (split.train, split.validation, split.test) == (0.7, 0.2, 0.1)  # test from base

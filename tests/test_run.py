@@ -10,6 +10,8 @@ import sys
 import pandas as pd
 import pytest
 
+from reprotrain.baselines import predict_baselines
+
 pytestmark = pytest.mark.slow
 
 KEDRO = [sys.executable, "-m", "kedro"]
@@ -61,11 +63,35 @@ def test_clean_stage_imports_no_torch_or_transformers(scratch_project):
 
 
 def test_train_pipeline_from_the_command_line(scratch_project):
-    done = kedro(scratch_project, "run", "--pipeline=train")
+    """The whole chain; the model is crippled (a vanishing learning rate) so that the TF-IDF
+    baseline, fitted on exactly the model's splits, beats it and the run says so."""
+    project = scratch_project
+    done = kedro(project, "run", "--pipeline=train", "--params=fit.optimizer.lr=1e-12")
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert scratch_project.path("data/06_models/reviews/trained_model/model.safetensors").is_file()
-    history = pd.read_csv(scratch_project.path("data/08_reporting/reviews/training_history.csv"))
+    assert project.path("data/06_models/reviews/trained_model/model.safetensors").is_file()
+    history = pd.read_csv(project.path("data/08_reporting/reviews/training_history.csv"))
     assert "val/acc" in history.columns
+    assert "does not beat the tfidf_logreg baseline" in " ".join(
+        (done.stdout + done.stderr).split()
+    )
+    metrics = json.loads(project.path("data/08_reporting/reviews/metrics.json").read_text())
+    assert metrics["below_baseline"] is True
+    # the baseline's figures come from exactly the model's splits
+    split = {
+        s: pd.read_parquet(project.path(f"data/05_model_input/reviews/{s}.parquet"))
+        for s in ("train", "validation", "test")
+    }
+    again = predict_baselines(
+        split["train"], split["validation"], split["test"], regression=False, seed=42
+    )
+    accuracy = (again["tfidf_logreg"].to_numpy() == split["test"]["label"].to_numpy()).mean()
+    assert metrics["baselines"]["tfidf_logreg"]["accuracy"] == pytest.approx(accuracy)
+    assert metrics["n_test"] == len(split["test"])
+    card = project.path("data/06_models/reviews/package/README.md").read_text()
+    assert "## Against baselines" in card and "| tfidf_logreg |" in card
+    assert "scores below the `tfidf_logreg` baseline" in card
+    comparison = pd.read_csv(project.path("data/08_reporting/reviews/model_comparison.csv"))
+    assert comparison["model"].tolist() == ["trained model", "tfidf_logreg"]
 
 
 def test_regression_by_configuration_alone(scratch_project):
@@ -77,7 +103,9 @@ def test_regression_by_configuration_alone(scratch_project):
         "clean", {"label_column": "body_mass_g", "numeric_columns": features}, env="penguins"
     )
     project.write_params("convert", {"numeric_columns": features}, env="penguins")
-    project.write_params("fit", {"loss": "mse", "trainer": {"max_epochs": 10}}, env="penguins")
+    project.write_params(
+        "fit", {"loss": "mse", "trainer": {"max_epochs": 10, "min_steps": 0}}, env="penguins"
+    )
     project.write_params("split", {"stratify": False}, env="penguins")
     project.run("train", env="penguins")
     metrics = json.loads(project.path("data/08_reporting/mass/metrics.json").read_text())

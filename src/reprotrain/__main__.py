@@ -1,4 +1,8 @@
-"""Entry point so that the project runs as ``reprotrain`` and ``python -m reprotrain``."""
+"""Entry point so that the project runs as ``reprotrain`` and ``python -m reprotrain``.
+
+``python -m reprotrain new-task <file> --label <column>`` writes a conf env for a data file
+(``reprotrain.scaffold``); anything else is the project's ``kedro run``.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +10,18 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from kedro.framework.cli.utils import find_run_command
-from kedro.framework.project import configure_project
-
 
 def main(*args: Any, **kwargs: Any) -> Any:
-    """Run the project's ``kedro run`` command."""
+    """Run the project's ``kedro run`` command, or ``new-task`` (``reprotrain.scaffold``)."""
+    if not args and not kwargs and sys.argv[1:2] == ["new-task"]:
+        from reprotrain import scaffold
+
+        sys.exit(scaffold.main(sys.argv[2:]))
+    # Imported here: importing kedro.framework.project configures (and announces) logging,
+    # which new-task does not want.
+    from kedro.framework.cli.utils import find_run_command
+    from kedro.framework.project import configure_project
+
     package_name = Path(__file__).parent.name
     configure_project(package_name)
     kwargs["standalone_mode"] = not hasattr(sys, "ps1")

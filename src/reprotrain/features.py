@@ -1,4 +1,7 @@
-"""One-hot encoding over a fixed category list, shared by the convert step and the package."""
+"""The converted table's schema, and one-hot encoding over a fixed category list.
+
+Shared by the convert step, the model, the baselines and the package.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +11,15 @@ import numpy as np
 import pandas as pd
 
 log = logging.getLogger(__name__)
+
+# Columns of a converted table that are not model features: the target, row identity, and
+# the text (kept beside its token ids for the text baseline and for reading predictions).
+NON_FEATURES = ("label", "id", "group", "input_ids", "text")
+
+
+def feature_columns(table: pd.DataFrame) -> list[str]:
+    """The numeric feature columns of a converted table, in order."""
+    return [c for c in table.columns if c not in NON_FEATURES]
 
 
 def one_hot(values: pd.Series, column: str, categories: list[str]) -> dict[str, np.ndarray]:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+from pathlib import Path
 from typing import Any
 
 from kedro.framework.hooks import hook_impl
@@ -42,6 +44,36 @@ class ValidateParametersHook:
         for step in params.STEP_PARAMS:
             if step != "task" and step in loaded:
                 params.parse(step, loaded[step], task)
+
+
+class RawFileHook:
+    """Before a run that reads the raw table, check that the file is there.
+
+    A missing raw file is the first thing a new user meets (``kedro run`` before
+    ``make data``, or a typo in ``task.raw_file``): it gets one short paragraph and exit
+    code 1, not Kedro's page of traceback from deep inside the CSV dataset.
+    """
+
+    @hook_impl
+    def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Any, catalog: Any) -> None:
+        """Stop with a short message when the pipeline needs ``raw_table`` and it is missing."""
+        if "raw_table" not in pipeline.inputs():
+            return
+        try:
+            filepath = catalog.get("raw_table")._describe().get("filepath")
+        except Exception:  # noqa: BLE001 - a custom raw dataset: let it report for itself
+            return
+        if filepath is None or Path(str(filepath)).exists():
+            return
+        env = run_params.get("env") or "base"
+        shown = os.path.relpath(str(filepath))
+        raise SystemExit(
+            f"error: the raw data file {shown} does not exist (task.raw_file in "
+            f"conf/{env}/globals.yml or conf/base/globals.yml).\n"
+            f"  For the demo tasks, run `make data` (or `python -m reprotrain.demo_data --out "
+            f"data/01_raw`). For your own data, put the file there or point task.raw_file at "
+            f"it; `python -m reprotrain new-task <file> --label <column>` writes an env for it."
+        )
 
 
 class NameInputsOnErrorHook:

@@ -137,6 +137,8 @@ class TextPackage:
         """The whitespace-normalised texts of ``rows`` (as the clean step normalises them)."""
         column = text_column or self.text_column
         frame = _as_frame(rows, column)
+        if column not in frame.columns and text_column is None and "text" in frame.columns:
+            column = "text"  # the standard name, where the table has no other candidate
         _require(frame, [column])
         values = frame[column]
         if values.isna().any():
@@ -174,13 +176,31 @@ class TextPackage:
         Args:
             rows: A DataFrame with the text column, a list of dicts, or a list of strings.
             batch_size: Texts per forward pass.
-            text_column: The column holding the text (default: the package's, ``text``).
+            text_column: The column holding the text (default: the package's, the name the
+                raw training table gave it; a table without it may use ``text``).
 
         Raises:
             PackageInputError: The text column is missing or has missing values.
         """
         return to_predictions(
             self.outputs(rows, batch_size=batch_size, text_column=text_column), self.labels
+        )
+
+
+def _warn_mostly_missing(frame: pd.DataFrame, numeric_columns: list[str]) -> None:
+    """Warn about rows whose numbers are mostly missing: their prediction is mostly imputed."""
+    if not numeric_columns:
+        return
+    share = frame[numeric_columns].isna().mean(axis=1)
+    mostly = frame.index[share > 0.5]
+    if len(mostly):
+        log.warning(
+            "%d row(s) have more than half of their numeric columns %s missing (rows %s%s): "
+            "their predictions rest mostly on imputed training means",
+            len(mostly),
+            numeric_columns,
+            mostly[:5].tolist(),
+            ", ..." if len(mostly) > 5 else "",
         )
 
 
@@ -203,7 +223,17 @@ class TabularPackage:
         self.task = task
         self.labels = labels
         self.numeric_columns = list(numeric_columns)
-        self.categories = {k: list(v) for k, v in categories.items()}
+        # The model's feature_names are the one ordered source of truth: a JSON object of
+        # categories may come back in another order (package.json is written with sorted keys).
+        expected = list(model.spec["feature_names"])
+        position = {name: i for i, name in enumerate(expected)}
+        self.categories = {
+            k: list(v)
+            for k, v in sorted(
+                categories.items(),
+                key=lambda kv: position.get(f"{kv[0]}={kv[1][0]}", len(expected)) if kv[1] else 0,
+            )
+        }
         self.info = info or {}
         names = self.numeric_columns + [f"{c}={v}" for c, vs in self.categories.items() for v in vs]
         if names != list(model.spec["feature_names"]):
@@ -236,6 +266,7 @@ class TabularPackage:
             cols.append(values)
         for c, values in self.categories.items():
             cols += one_hot(frame[c], c, values).values()
+        _warn_mostly_missing(frame, self.numeric_columns)
         return np.stack(cols, axis=1) if cols else np.empty((len(frame), 0), np.float32)
 
     @torch.inference_mode()
@@ -317,6 +348,10 @@ def compare_predictions(
 ) -> None:
     """Raise unless ``actual`` has the same labels and scores within ``tolerance``.
 
+    Scores are probabilities: compared within ``tolerance``. Regression predictions are in
+    the target's units, which may be in the thousands: compared within ``tolerance`` relative
+    to their size (float32 keeps about seven significant digits).
+
     Raises:
         PackageVerificationError: Naming the first differing row.
     """
@@ -333,12 +368,16 @@ def compare_predictions(
                 f"in-memory model {expected['label'].iloc[i]!r} ({differ.size} rows differ)"
             )
     column = "score" if "score" in expected else "prediction"
-    gap = np.abs(expected[column].to_numpy() - actual[column].to_numpy())
+    want = expected[column].to_numpy(dtype=np.float64)
+    gap = np.abs(want - actual[column].to_numpy(dtype=np.float64))
+    if column == "prediction":
+        gap = gap / np.maximum(1.0, np.abs(want))
     if gap.size and not gap.max() <= tolerance:
         i = int(np.nanargmax(gap)) if not np.isnan(gap).all() else 0
         raise PackageVerificationError(
             f"{what}: {column} of sample row {i} differs from the in-memory model by "
-            f"{gap[i]:.3g} (tolerance {tolerance:g})"
+            f"{gap[i]:.3g}{' (relative)' if column == 'prediction' else ''} "
+            f"(tolerance {tolerance:g})"
         )
 
 
@@ -371,22 +410,34 @@ def export_onnx(model: MLP, path: str | Path) -> None:
 
 
 # ------------------------------------------------------------------------------------ lineage
+def _git(*args: str) -> str:
+    return subprocess.run(
+        ["git", *args], capture_output=True, text=True, check=True, timeout=30
+    ).stdout
+
+
 def git_commit() -> dict[str, Any] | None:
-    """The current git commit and whether tracked files have uncommitted changes, if in git."""
+    """The git commit, and what differs from it: tracked changes, and configuration files
+    that are modified, untracked (a new env) or git-ignored (``conf/local``), if in git.
+
+    ``conf_changes`` lists those configuration files as ``git status`` does (`` M``, ``??``,
+    ``!!``): the model was shaped by them, and the commit alone cannot rebuild it.
+    """
     try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, timeout=10
-        ).stdout.strip()
-        status = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=30,
-        ).stdout
+        commit = _git("rev-parse", "HEAD").strip()
+        tracked = _git("status", "--porcelain", "--untracked-files=no")
+        conf = _git("status", "--porcelain", "--untracked-files=all", "--", "conf")
+        local = _git("status", "--porcelain", "--ignored=matching", "--", "conf/local")
     except (OSError, subprocess.SubprocessError):
         return None
-    return {"commit": commit, "dirty": bool(status.strip())}
+    changes = sorted(
+        {
+            line.strip()
+            for line in (conf + local).splitlines()
+            if line.strip() and not line.rstrip("/").endswith(".gitkeep")
+        }
+    )
+    return {"commit": commit, "dirty": bool(tracked.strip() or changes), "conf_changes": changes}
 
 
 def library_versions() -> dict[str, str | None]:
@@ -426,6 +477,45 @@ def _metric_rows(metrics: dict[str, Any], prefix: str = "") -> list[str]:
     return rows
 
 
+_COMPARISON = ("baselines", "best_baseline", "below_baseline")
+
+
+def _baseline_section(metrics: dict[str, Any]) -> str:
+    """The trained model and the baselines fitted on its split, side by side."""
+    baselines = metrics.get("baselines")
+    if not baselines:
+        return ""
+    headline = [k for k in ("accuracy", "f1_macro", "mse", "mae") if k in metrics]
+    rows = [("trained model (this package)", metrics)] + list(baselines.items())
+    table = "\n".join(
+        f"| {name} | " + " | ".join(f"{m[k]:.4f}" for k in headline) + " |" for name, m in rows
+    )
+    verdict = (
+        f"**The trained model scores below the `{metrics['best_baseline']}` baseline** on the "
+        "primary metric."
+        if metrics.get("below_baseline")
+        else "The trained model scores at least as well as every baseline on the primary metric."
+    )
+    return f"""
+## Against baselines
+
+Cheap classical models fitted on the same training split and scored on the same test rows
+(reprotrain.baselines). {verdict}
+
+| model | {" | ".join(headline)} |
+|---|{"---|" * len(headline)}
+{table}
+"""
+
+
+def _conf_note(git: dict[str, Any]) -> str:
+    changes = git.get("conf_changes") or []
+    if not changes:
+        return ""
+    shown = ", ".join(f"`{c}`" for c in changes[:10]) + (" ..." if len(changes) > 10 else "")
+    return f"\n- configuration not as committed (`git status`): {shown}"
+
+
 def render_card(
     info: dict[str, Any],
     metrics: dict[str, Any],
@@ -435,7 +525,17 @@ def render_card(
 ) -> str:
     """The model card (``README.md``) of a package."""
     text = info["family"] == "transformer"
-    labels = ", ".join(info["labels"] or []) or "(regression)"
+    regression = info["task"] == "regression"
+    what = (
+        "regression (one number per row, in the target's units)"
+        if regression
+        else f"classification into {', '.join(info['labels'] or [])}"
+    )
+    outputs = (
+        "Predictions are numbers in the target's units, not probabilities."
+        if regression
+        else "Scores are softmax probabilities of an uncalibrated model."
+    )
     git = lineage.get("git") or {}
     if text:
         usage = (
@@ -472,7 +572,7 @@ def render_card(
     libs = ", ".join(f"{k} {v}" for k, v in lineage["libraries"].items() if v)
     return f"""{front}# {info["name"]}
 
-Model family: {info["family"]}; task: {info["task"]} ({labels}). Trained and packaged by reprotrain.
+Model family: {info["family"]}; task: {what}. Trained and packaged by reprotrain.
 
 ## Intended use
 
@@ -481,7 +581,7 @@ Model family: {info["family"]}; task: {info["task"]} ({labels}). Trained and pac
 ## Limitations
 
 {info.get("limitations") or "Not stated."}
-Scores are softmax probabilities of an uncalibrated model. Inputs: {inputs}.
+{outputs} Inputs: {inputs}.
 
 ## Data
 
@@ -493,8 +593,8 @@ Scores are softmax probabilities of an uncalibrated model. Inputs: {inputs}.
 
 | metric | value |
 |---|---|
-{chr(10).join(_metric_rows(metrics))}
-
+{chr(10).join(_metric_rows({k: v for k, v in metrics.items() if k not in _COMPARISON and not k.startswith("margin_")}))}
+{_baseline_section(metrics)}
 ## Parameters
 
 ```json
@@ -503,7 +603,7 @@ Scores are softmax probabilities of an uncalibrated model. Inputs: {inputs}.
 
 ## Lineage
 
-- git commit: {git.get("commit", "unknown")}{" (with uncommitted changes)" if git.get("dirty") else ""}
+- git commit: {git.get("commit", "unknown")}{" (with uncommitted changes)" if git.get("dirty") else ""}{_conf_note(git)}
 - seed: {lineage["seed"]}
 - libraries: {libs}
 
@@ -659,8 +759,13 @@ def in_memory_package(
     max_length: int = 128,
     numeric_columns: list[str] | None = None,
     categories: dict[str, list[str]] | None = None,
+    text_column: str = "text",
 ) -> Package:
-    """Wrap a trained model (and its preprocessing) in the same predict API as a loaded package."""
+    """Wrap a trained model (and its preprocessing) in the same predict API as a loaded package.
+
+    ``text_column``: the name of the text column in the user's raw table (``clean.text_column``),
+    which the package then expects in tables to predict.
+    """
     if isinstance(model, MLP):
         return TabularPackage(
             model,
@@ -678,4 +783,6 @@ def in_memory_package(
     from reprotrain.checkpoints import resolve_checkpoint
 
     tok = AutoTokenizer.from_pretrained(resolve_checkpoint(tokenizer), use_fast=True)
-    return TextPackage(model, tok, task=task, labels=labels, max_length=max_length)
+    return TextPackage(
+        model, tok, task=task, labels=labels, max_length=max_length, text_column=text_column
+    )

@@ -73,6 +73,8 @@ class CleanParams(_Params):
     group_column: str | None = None
     missing_features: Literal["drop", "keep"] = "drop"
     drop_duplicates: bool = True
+    # warn when cleaning drops more than this share of the raw rows
+    warn_drop_share: float = Field(0.2, ge=0, le=1)
 
     @model_validator(mode="after")
     def _check(self) -> CleanParams:
@@ -170,11 +172,17 @@ class DataLoaderParams(_Params):
 
 
 class EarlyStoppingParams(_Params):
-    """Lightning's EarlyStopping callback."""
+    """Stop when the validation metric has not improved for ``patience`` validations.
 
-    monitor: str = "val/loss"
-    mode: Literal["min", "max"] = "min"
+    ``monitor: auto`` watches macro-F1 (``val/f1``, higher is better) for classification and
+    ``val/loss`` for regression; the best checkpoint follows the same metric. Early stopping
+    never acts before ``trainer.min_steps`` optimiser steps.
+    """
+
+    monitor: str = "auto"
+    mode: Literal["auto", "min", "max"] = "auto"
     patience: int = Field(3, ge=1)
+    min_delta: float = Field(0.0, ge=0)
 
 
 class TrainerParams(_Params):
@@ -185,12 +193,16 @@ class TrainerParams(_Params):
     num_nodes: int = Field(1, ge=1)
     strategy: Literal["auto", "ddp", "fsdp", "deepspeed"] = "auto"
     precision: Literal["auto", "32-true", "16-mixed", "bf16-mixed", "bf16-true"] = "auto"
-    max_epochs: int = Field(1, ge=1)
+    # The training budget (reprotrain.training.budget): at least min_steps optimiser steps
+    # (the epoch cap is raised to reach them), at most max_epochs / max_steps, stopped early
+    # when validation stops improving; fit.budget adds a wall-clock limit.
+    max_epochs: int = Field(10, ge=1)
+    min_steps: int = Field(300, ge=0)
     max_steps: int = Field(-1, ge=-1)
-    val_check_interval: float | int = Field(1.0, gt=0)
+    val_check_interval: Literal["auto"] | float | int = Field("auto")
     accumulate_grad_batches: int = Field(1, ge=1)
     gradient_clip_val: float | None = Field(None, gt=0)
-    early_stopping: EarlyStoppingParams | None = None
+    early_stopping: EarlyStoppingParams | None = EarlyStoppingParams()
     deterministic: bool = True
     log_every_n_steps: int = Field(10, ge=1)
     enable_progress_bar: bool = True
@@ -207,6 +219,8 @@ class TrainerParams(_Params):
             raise ValueError(
                 "strategy 'fsdp' needs CUDA GPUs (accelerator 'gpu', 'cuda' or 'auto')"
             )
+        if isinstance(self.val_check_interval, (int, float)) and self.val_check_interval <= 0:
+            raise ValueError("'val_check_interval' must be 'auto' or a positive number")
         return self
 
 
@@ -221,6 +235,11 @@ class FitParams(_Params):
     schedule: ScheduleParams = ScheduleParams()
     data: DataLoaderParams = DataLoaderParams()
     trainer: TrainerParams = TrainerParams()
+    # Minutes of wall-clock training (Lightning's max_time): the best model found within them.
+    # It stops at a time, not a step, so a rerun may stop elsewhere: see the README.
+    budget: float | None = Field(None, gt=0)
+    # "balanced": cross-entropy weighted by n / (classes * count) of each training class.
+    class_weights: Literal["balanced"] | None = None
     checkpoint_dir: str = "data/06_models/checkpoints"
     # A copy of best.ckpt outside checkpoint_dir (a cached DVC output); checkpoint_dir holds
     # Lightning's resume state, which must survive DVC removing a stage's outputs.
@@ -237,16 +256,25 @@ class FitParams(_Params):
             raise ValueError("a regression task trains with loss 'mse'")
         if self.task == "classification" and not self.labels:
             raise ValueError("'labels' must list the class names for a classification task")
+        if self.task == "regression" and self.class_weights is not None:
+            raise ValueError("'class_weights' is for classification tasks only")
         return self
 
 
 # ------------------------------------------------------------------------------------ evaluate
 class EvaluateParams(_Params):
-    """The task and label names (as in ``fit``) and the inference batch size."""
+    """The task and label names (as in ``fit``), the inference batch size, the baselines.
+
+    ``baselines``: also fit cheap classical models on the same training split and score them
+    on the same test split (``reprotrain.baselines``), beside the trained model.
+    """
 
     task: Literal["classification", "regression"] = "classification"
     labels: list[str] | None = None
     batch_size: int = Field(128, gt=0)
+    baselines: bool = True
+    baseline_max_rows: int | None = Field(50_000, gt=0)
+    seed: int = 42
 
     @model_validator(mode="after")
     def _labels_for_classification(self) -> EvaluateParams:
@@ -263,9 +291,12 @@ class PackageParams(_Params):
     seed from ``fit``: one source of truth each.
     """
 
-    name: str = Field("reprotrain-model", min_length=1)
-    intended_use: str = ""
-    limitations: str = ""
+    name: str | None = Field(None, min_length=1)
+    # The task.name these texts were written for: a card never describes another task with
+    # them (an env that inherits base's texts gets generated ones). null: any task.
+    describes: str | None = None
+    intended_use: str | None = None
+    limitations: str | None = None
     lineage_files: list[str] = []
     verify_rows: int = Field(32, gt=0)
     tolerance: float = Field(1e-5, gt=0)
@@ -274,6 +305,9 @@ class PackageParams(_Params):
 # ------------------------------------------------------------------------------------- predict
 class PredictParams(_Params):
     """Which column of the new table holds the text (text tasks), and the batch size.
+
+    ``text_column: null`` takes the package's: the name the training table gave the text
+    (``clean.text_column``), or ``text`` where the table has no such column.
 
     The package itself is the catalog entry ``model_package``; tabular packages name the
     columns they need in their ``package.json``.
@@ -307,11 +341,11 @@ _SHARED: dict[str, Callable[[TaskParams], dict[str, Any]]] = {
     },
     "split": lambda t: {"seed": t.seed},
     "fit": lambda t: {"task": t.type, "labels": t.labels, "seed": t.seed},
-    "evaluate": lambda t: {"task": t.type, "labels": t.labels},
+    "evaluate": lambda t: {"task": t.type, "labels": t.labels, "seed": t.seed},
 }
 # Paths under the task's data folders: defaults a step group may override (e.g. checkpoints on
-# a scratch disk: conf/local/parameters_fit.yml, which must repeat the whole `fit` group, as
-# Kedro replaces top-level groups across environments).
+# a scratch disk: `fit: {checkpoint_dir: ...}` in conf/local/parameters_fit.yml; groups are
+# deep-merged over conf/base).
 _TASK_PATHS: dict[str, Callable[[TaskParams], dict[str, Any]]] = {
     "fit": lambda t: {
         "checkpoint_dir": f"data/06_models/{t.name}/checkpoints",

@@ -1,8 +1,8 @@
 """Project settings (see https://docs.kedro.org/en/stable/configure/configuration_basics/)."""
 
-from reprotrain.hooks import NameInputsOnErrorHook, ValidateParametersHook
+from reprotrain.hooks import NameInputsOnErrorHook, RawFileHook, ValidateParametersHook
 
-HOOKS = (ValidateParametersHook(), NameInputsOnErrorHook())
+HOOKS = (ValidateParametersHook(), RawFileHook(), NameInputsOnErrorHook())
 
 CONFIG_LOADER_ARGS = {
     "base_env": "base",
@@ -13,4 +13,7 @@ CONFIG_LOADER_ARGS = {
     "config_patterns": {
         "parameters": ["parameters*", "parameters*/**", "**/parameters*", "globals.yml"],
     },
+    # An env file holds only the keys it changes, and `--params=fit.trainer.max_epochs=8`
+    # works under any env: groups are deep-merged over conf/base, not replaced.
+    "merge_strategy": {"parameters": "soft"},
 }

@@ -28,7 +28,12 @@ STAGES = ["raw", "clean", "convert", "split", "fit", "evaluate", "package"]
 TINY_FIT = {
     "optimizer": {"lr": 1e-3},
     "data": {"batch_size": 16, "train_subsample": None},
-    "trainer": {"accelerator": "cpu", "max_epochs": 1, "enable_progress_bar": False},
+    "trainer": {
+        "accelerator": "cpu",
+        "max_epochs": 1,
+        "min_steps": 0,
+        "enable_progress_bar": False,
+    },
 }
 
 

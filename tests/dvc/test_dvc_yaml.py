@@ -78,7 +78,8 @@ def test_one_stage_per_step_pipeline(dvc_yaml):
     stages = dvc_yaml["stages"]
     assert list(stages) == ["raw", *STEPS]
     for step in STEPS:
-        assert stages[step]["cmd"] == f"kedro run --pipelines={step}"
+        # --env=base: never conf/local, which DVC does not track
+        assert stages[step]["cmd"] == f"kedro run --pipelines={step} --env=base"
         assert (PROJECT_ROOT / "src/reprotrain/pipelines" / step / "pipeline.py").is_file()
         assert f"src/reprotrain/pipelines/{step}" in entries(stages[step], "deps")
         assert "src/reprotrain/params.py" in entries(stages[step], "deps")
@@ -180,7 +181,7 @@ def test_reports_are_cached_metrics_and_plots(dvc_yaml):
             (options,) = definition.values()
             plotted |= {resolve(path) for path in options["y"]}
     assert plotted == reports - {"data/08_reporting/reviews/metrics.json"}
-    assert len(plotted) == 4  # confusion matrix and training curves: data and figure
+    assert len(plotted) == 6  # confusion matrix, curves, model vs baselines: data and figure
 
 
 def test_training_checkpoints_keep_the_run_cache(dvc_yaml):

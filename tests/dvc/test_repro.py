@@ -69,6 +69,21 @@ def test_split_parameter_reruns_split_and_downstream_only(reproduced: Reproduced
     assert (accuracy["old"], accuracy["new"]) == (committed, now)
 
 
+def test_conf_local_cannot_change_what_dvc_builds(reproduced: Reproduced, tmp_path):
+    """Stages run with --env=base: an untracked conf/local override never reaches them."""
+    root = reproduced.copy(tmp_path / "p")
+    split = root / "data/05_model_input/reviews/train.parquet"
+    before = sha256(split)
+    (root / "conf" / "local").mkdir(exist_ok=True)
+    (root / "conf" / "local" / "parameters_split.yml").write_text(
+        "split:\n  train: 0.5\n  validation: 0.25\n  test: 0.25\n"
+    )
+    assert UP_TO_DATE in dvc(root, "status").output
+    assert dvc(root, "repro", "--force", "--single-item", "split").ran == ["split"]
+    assert sha256(split) == before
+    assert UP_TO_DATE in dvc(root, "status").output
+
+
 def test_unrelated_keys_rerun_nothing_else(reproduced: Reproduced, tmp_path):
     root = reproduced.copy(tmp_path / "p")
     # predict is no DVC stage ...

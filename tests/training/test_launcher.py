@@ -118,11 +118,13 @@ def test_fsdp_result_is_read_from_the_full_checkpoint(tmp_path):
 
 
 def test_single_process_trainer_refuses_several_devices(tmp_path):
+    from reprotrain.training.budget import plan_training
     from reprotrain.training.trainer import build_trainer
 
     p = _fit_params(devices=2, accelerator="cpu")
+    plan = plan_training(p, batches_per_epoch=10, n_validation=0, batch_size=16)
     with pytest.raises(ValueError, match="launcher"):
-        build_trainer(p, has_validation=False)
+        build_trainer(p, plan)
 
 
 def test_torchrun_command_one_node_is_standalone(tmp_path):
@@ -241,6 +243,7 @@ def tiny_fit(project, devices: int) -> None:
                 "accelerator": "cpu",
                 "num_threads": 1,
                 "max_epochs": 2,
+                "min_steps": 0,
             },
         },
     )

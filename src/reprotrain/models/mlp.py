@@ -9,6 +9,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from reprotrain.features import feature_columns
 from reprotrain.params import FitParams
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
@@ -17,12 +18,6 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {
     "sigmoid": nn.Sigmoid,
     "gelu": nn.GELU,
 }
-NON_FEATURES = ("label", "id", "group", "input_ids")
-
-
-def feature_columns(table: pd.DataFrame) -> list[str]:
-    """The numeric feature columns of a converted table, in order."""
-    return [c for c in table.columns if c not in NON_FEATURES]
 
 
 class MLP(nn.Module):

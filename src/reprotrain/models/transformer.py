@@ -62,12 +62,37 @@ def build_transformer(p: FitParams, train_set: pd.DataFrame | None = None) -> nn
             f"labels {list(config.id2label.values())}, but the task has {head['num_labels']} "
             f"({p.labels}); use the base model or matching labels"
         )
-    log.info("loading pretrained %s from %s", spec.checkpoint, source)
-    model = AutoModelForSequenceClassification.from_pretrained(source, **head)
+    log.info(
+        "loading pretrained %s from %s%s",
+        spec.checkpoint,
+        source,
+        "" if trained_head else " with a new, randomly initialised classification head",
+    )
+    model = _quietly(AutoModelForSequenceClassification.from_pretrained, source, **head)
     # Record the name the user gave, not this machine's folder: the saved spec (and so the
     # DVC hash of the trained model) must not depend on where the project is installed.
     model.config._name_or_path = spec.checkpoint
     return model
+
+
+def _quietly(load: Any, *args: Any, **kwargs: Any) -> nn.Module:
+    """Call a transformers loader without its progress bar and load report.
+
+    Fine-tuning a base checkpoint always reports the new head's weights as missing; the log
+    line above says so once, in words.
+    """
+    from transformers.utils import logging as hf_logging
+
+    verbosity = hf_logging.get_verbosity()
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        return load(*args, **kwargs)
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
 
 
 def transformer_from_spec(spec: dict[str, Any]) -> nn.Module:

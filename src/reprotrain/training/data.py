@@ -9,7 +9,7 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from reprotrain.models.mlp import feature_columns
+from reprotrain.features import feature_columns
 
 
 class TableDataset(Dataset):
@@ -22,7 +22,8 @@ class TableDataset(Dataset):
             self.lengths = np.fromiter(map(len, self.inputs), dtype=np.int64, count=len(table))
         else:
             names = feature_columns(table)
-            self.inputs = torch.as_tensor(table[names].to_numpy(dtype=np.float32))
+            # copy=True: pandas may hand out a read-only view, which torch warns about
+            self.inputs = torch.from_numpy(table[names].to_numpy(dtype=np.float32, copy=True))
             self.lengths = np.ones(len(table), dtype=np.int64)
         labels = table["label"].to_numpy() if "label" in table.columns else np.zeros(len(table))
         dtype = torch.float32 if regression else torch.int64

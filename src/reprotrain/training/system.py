@@ -69,6 +69,7 @@ class TrainingSystem(L.LightningModule):
         num_labels: int = 2,
         optimizer: dict[str, Any] | None = None,
         schedule: dict[str, Any] | None = None,
+        class_weights: list[float] | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["model"])
@@ -76,7 +77,8 @@ class TrainingSystem(L.LightningModule):
         self.task = task
         self.opt = OptimizerParams(**(optimizer or {}))
         self.sched = ScheduleParams(**(schedule or {}))
-        self.loss_fn = nn.MSELoss() if task == "regression" else nn.CrossEntropyLoss()
+        weight = torch.tensor(class_weights, dtype=torch.float32) if class_weights else None
+        self.loss_fn = nn.MSELoss() if task == "regression" else nn.CrossEntropyLoss(weight)
         self.train_metrics = _metrics(task, num_labels, "train/")
         self.val_metrics = _metrics(task, num_labels, "val/")
 

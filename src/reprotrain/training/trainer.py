@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import pandas as pd
 import torch
-from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint, Timer
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.plugins import TorchCheckpointIO
 from lightning.pytorch.plugins.environments import TorchElasticEnvironment
@@ -22,10 +23,14 @@ from torch import nn
 
 from reprotrain.models import pad_token_id
 from reprotrain.params import FitParams, TrainerParams
+from reprotrain.training.budget import FloorEarlyStopping, TrainingPlan, plan_training
 from reprotrain.training.data import make_loader
+from reprotrain.training.progress import ProgressLog, on_a_terminal
 from reprotrain.training.system import TrainingSystem
 
 log = logging.getLogger(__name__)
+# lightning 2.6 on torch 2.13 warns about torch's own pytree API on every fit; nothing to act on
+warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)", category=Warning)
 
 BEST = "best"
 LAST = "last"
@@ -90,12 +95,12 @@ def check_checkpoint(path: str | Path) -> None:
 
 def build_trainer(
     p: FitParams,
+    plan: TrainingPlan,
     *,
-    has_validation: bool,
     callbacks: list[Callback] | None = None,
     world_size: int = 1,
 ) -> L.Trainer:
-    """A Lightning Trainer from the ``fit.trainer`` parameters.
+    """A Lightning Trainer from the ``fit.trainer`` parameters and the planned budget.
 
     With ``world_size > 1`` the processes already exist (started by torchrun, srun or
     ``reprotrain.training.launcher``): Lightning joins them through the torchrun environment
@@ -111,12 +116,11 @@ def build_trainer(
             "multi-device training goes through reprotrain.training.launcher.launch"
         )
     strategy = "ddp" if world_size > 1 and t.strategy == "auto" else t.strategy
-    monitor = "val/loss" if has_validation else "train/loss"
     best = ModelCheckpoint(
         dirpath=p.checkpoint_dir,
         filename=BEST,
-        monitor=monitor,
-        mode="min",
+        monitor=plan.monitor,
+        mode=plan.mode,
         save_top_k=1,
         enable_version_counter=False,
     )
@@ -126,9 +130,20 @@ def build_trainer(
         dirpath=p.checkpoint_dir, filename=LAST, save_top_k=1, enable_version_counter=False
     )
     cbs: list[Callback] = [best, last, *(callbacks or [])]
-    if t.early_stopping is not None and has_validation:
-        es = t.early_stopping
-        cbs.append(EarlyStopping(monitor=es.monitor, mode=es.mode, patience=es.patience))
+    terminal = on_a_terminal()
+    if not terminal:  # a log file: progress as periodic lines instead of a bar
+        cbs.append(ProgressLog())
+    es = t.early_stopping
+    if es is not None and plan.val_check_interval is not None:
+        cbs.append(
+            FloorEarlyStopping(
+                min_steps=plan.min_steps,
+                monitor=plan.monitor,
+                mode=plan.mode,
+                patience=es.patience,
+                min_delta=es.min_delta,
+            )
+        )
     return L.Trainer(
         accelerator=t.accelerator,
         devices=t.devices,
@@ -136,14 +151,17 @@ def build_trainer(
         strategy=strategy,
         plugins=[FileCheckpointIO(), *([TorchElasticEnvironment()] if world_size > 1 else [])],
         precision=resolve_precision(t),
-        max_epochs=t.max_epochs,
+        max_epochs=plan.max_epochs,
         max_steps=t.max_steps,
-        val_check_interval=t.val_check_interval if has_validation else None,
+        max_time={"minutes": p.budget} if p.budget else None,
+        val_check_interval=plan.val_check_interval,
+        # an interval in batches counts across epoch boundaries
+        check_val_every_n_epoch=None if isinstance(plan.val_check_interval, int) else 1,
         accumulate_grad_batches=t.accumulate_grad_batches,
         gradient_clip_val=t.gradient_clip_val,
         deterministic=t.deterministic,
         log_every_n_steps=t.log_every_n_steps,
-        enable_progress_bar=t.enable_progress_bar,
+        enable_progress_bar=t.enable_progress_bar and terminal,
         enable_model_summary=False,
         num_sanity_val_steps=0,
         use_distributed_sampler=False,
@@ -151,6 +169,33 @@ def build_trainer(
         callbacks=cbs,
         default_root_dir=p.checkpoint_dir,
     )
+
+
+def stop_reason(trainer: L.Trainer, best: ModelCheckpoint, p: FitParams, plan: TrainingPlan) -> str:
+    """Why training ended, after how many steps, and the best validation score."""
+    step = trainer.global_step
+    stopper = next((c for c in trainer.callbacks if isinstance(c, FloorEarlyStopping)), None)
+    timer = next((c for c in trainer.callbacks if isinstance(c, Timer)), None)
+    if stopper is not None and stopper.wait_count >= stopper.patience:
+        why = f"stopped early ({best.monitor} did not improve for {stopper.patience} validations)"
+    elif p.budget and timer is not None and timer.time_remaining() <= 0:
+        why = (
+            f"the {p.budget:g}-minute budget ran out (a budget stops at a time, not a step: "
+            f"to rebuild this exact model, set fit.trainer.max_steps={step} and fit.budget: null)"
+        )
+    else:
+        why = "reached the step or epoch cap"
+    score = best.best_model_score
+    found = f"; best {best.monitor} {float(score):.4f}" if score is not None else ""
+    epochs = step / plan.steps_per_epoch
+    return f"{why} after {step} optimiser steps ({epochs:.1f} epochs){found}"
+
+
+def class_weights(train_set: pd.DataFrame, num_labels: int) -> list[float]:
+    """``n / (classes * count)`` per class of the training split (1.0 for an absent class)."""
+    counts = train_set["label"].value_counts().reindex(range(num_labels), fill_value=0)
+    n, k = int(counts.sum()), num_labels
+    return [n / (k * c) if c else 1.0 for c in counts.tolist()]
 
 
 def read_history(log_dir: str | Path) -> pd.DataFrame:
@@ -262,14 +307,24 @@ def fit(
         else None
     )
     model.train()  # from_pretrained returns eval mode; Lightning keeps modes as it finds them
+    num_labels = len(p.labels or [None])
     system = TrainingSystem(
         model,
         task=p.task,
-        num_labels=len(p.labels or [None]),
+        num_labels=num_labels,
         optimizer=p.optimizer.model_dump(),
         schedule=p.schedule.model_dump(),
+        class_weights=class_weights(train_set, num_labels) if p.class_weights else None,
     )
-    trainer = build_trainer(p, has_validation=has_val, callbacks=callbacks, world_size=world_size)
+    plan = plan_training(
+        p,
+        batches_per_epoch=len(train_loader),
+        n_validation=len(validation_set) if has_val else 0,
+        batch_size=p.data.batch_size,
+    )
+    if rank == 0:
+        log.info("fit: %s", plan.describe())
+    trainer = build_trainer(p, plan, callbacks=callbacks, world_size=world_size)
     resume_from = last_checkpoint(p.checkpoint_dir) if p.resume else None
     if resume_from is not None:
         check_checkpoint(resume_from)
@@ -281,9 +336,12 @@ def fit(
         # A fresh run must not inherit a stale best.ckpt from an earlier run.
         for name in (BEST, LAST):
             Path(p.checkpoint_dir, f"{name}.ckpt").unlink(missing_ok=True)
-        Path(p.log_dir, "metrics.csv").unlink(missing_ok=True)
+        for name in ("metrics.csv", "hparams.yaml"):  # the CSV logger's files
+            Path(p.log_dir, name).unlink(missing_ok=True)
     trainer.fit(system, train_loader, val_loader, ckpt_path=resume_from, weights_only=True)
     best = next(c for c in trainer.callbacks if isinstance(c, ModelCheckpoint) and c.monitor)
+    if rank == 0:
+        log.info("fit: %s", stop_reason(trainer, best, p, plan))
     if p.trainer.strategy != "fsdp":  # FSDP shards the model: rank 0 reloads the checkpoint
         load_best_weights(system, best)
     if p.best_checkpoint and rank == 0:

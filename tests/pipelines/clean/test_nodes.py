@@ -54,6 +54,21 @@ def test_tabular_keeps_missing_features_when_configured(penguins_raw):
     assert cleaned["bill_length_mm"].isna().sum() == 1
     assert set(cleaned["label"]) == {"Adelie", "Chinstrap", "Gentoo"}
     assert "missing_feature" not in report["removed"]  # kept: imputed later from train means
+    assert report["missing_kept"] == {"bill_length_mm": 1, "body_mass_g": 1, "sex": 1}
+
+
+def test_dropping_many_rows_warns_with_the_reasons(penguins_raw, caplog):
+    raw = penguins_raw.copy()
+    raw.loc[raw.index[:60], "flipper_length_mm"] = None  # 40% of the rows miss a number
+    with caplog.at_level("WARNING", logger="reprotrain"):
+        cleaned, report = clean_table(raw, {**PENGUINS, "missing_features": "drop"})
+    assert report["removed"]["missing_feature"] == 60
+    assert "clean dropped 60 of 150 rows (40%" in caplog.text
+    assert "missing_features: keep imputes" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="reprotrain"):
+        clean_table(penguins_raw, {**PENGUINS, "missing_features": "drop"})
+    assert "clean dropped" not in caplog.text  # 2 of 150: below the share
 
 
 def test_tabular_drops_missing_and_unknown_labels(penguins_raw):

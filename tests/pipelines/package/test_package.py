@@ -24,6 +24,8 @@ from reprotrain.packaging import (
 )
 from reprotrain.pipelines.package.nodes import build_package
 from tests.factories import (
+    CATEGORIES,
+    NUMERIC,
     PENGUIN_LABELS,
     REVIEW_LABELS,
     draft_for,
@@ -73,6 +75,22 @@ def test_mlp_package_files_and_roundtrip(saved_mlp: Path, table: pd.DataFrame):
     draft = draft_for(tiny_mlp(table), table)
     expected = draft.package.predict(draft.sample)
     pd.testing.assert_frame_equal(loaded.predict(draft.sample), expected, atol=1e-6)
+
+
+def test_categoricals_out_of_alphabetical_order_survive_the_round_trip(tmp_path: Path):
+    """package.json is written with sorted keys; the feature order must not depend on it."""
+    table = penguin_features(30)
+    one_hot = {c: [f for f in table.columns if f.startswith(f"{c}=")] for c in ("sex", "island")}
+    table = table[[*NUMERIC, *one_hot["sex"], *one_hot["island"], "label"]]
+    categories = {"sex": CATEGORIES["sex"], "island": CATEGORIES["island"]}
+    folder = tmp_path / "package"
+    draft = draft_for(tiny_mlp(table), table, categories=categories)
+    ModelPackageDataset(filepath=str(folder)).save(draft)
+    loaded = load_package(folder)
+    assert list(loaded.categories) == ["sex", "island"]
+    pd.testing.assert_frame_equal(
+        loaded.predict(draft.sample), draft.package.predict(draft.sample), atol=1e-6
+    )
 
 
 def test_onnx_export_matches_the_project_for_any_batch_size(saved_mlp: Path, table: pd.DataFrame):

@@ -64,3 +64,11 @@ def test_fractions_must_sum_to_one():
 def test_too_few_rows_fails_clearly():
     with pytest.raises(ValueError, match="are empty"):
         split_table(table(4), PARAMS)
+
+
+def test_report_names_the_classes():
+    raw = {k: v for k, v in PARAMS.items() if k != "seed"}
+    task = {"name": "t", "raw_file": "t.csv", "labels": ["ham", "spam"], "seed": 42}
+    report = split_table(table(), raw, task)[3]
+    assert set(report["train"]["labels"]) == {"ham", "spam"}
+    assert sum(report["test"]["labels"].values()) == report["test"]["rows"]

@@ -151,6 +151,44 @@ def clean_table(
                 f"only one class {classes} is left after cleaning; a classifier needs at least "
                 f"two of {p.labels}"
             )
+    missing = _missing_kept(cleaned, p)
     report = {"rows_in": len(raw), "rows_out": len(cleaned), "removed": removed}
+    if missing:
+        report["missing_kept"] = missing
     log.info("clean: kept %d of %d rows; removed %s", len(cleaned), len(raw), removed)
+    _warn_about_losses(report, p)
     return cleaned, report
+
+
+def _missing_kept(cleaned: pd.DataFrame, p: CleanParams) -> dict[str, int]:
+    """Missing feature cells left in (``missing_features: keep``), per column."""
+    columns = [*p.numeric_columns, *p.categorical_columns]
+    counts = cleaned[columns].isna().sum() if columns else pd.Series(dtype=int)
+    return {c: int(n) for c, n in counts.items() if n}
+
+
+def _warn_about_losses(report: dict, p: CleanParams) -> None:
+    """Say what was dropped and what will be imputed, loudly when it is a lot."""
+    dropped = report["rows_in"] - report["rows_out"]
+    if dropped > p.warn_drop_share * report["rows_in"]:
+        reasons = ", ".join(f"{n} {why}" for why, n in report["removed"].items() if n)
+        hint = (
+            " (missing_features: keep imputes missing numbers with training means instead)"
+            if report["removed"].get("missing_feature") and p.missing_features == "drop"
+            else ""
+        )
+        log.warning(
+            "clean dropped %d of %d rows (%.0f%%, more than clean.warn_drop_share %.0f%%): %s%s",
+            dropped,
+            report["rows_in"],
+            100 * dropped / report["rows_in"],
+            100 * p.warn_drop_share,
+            reasons,
+            hint,
+        )
+    if report.get("missing_kept"):
+        log.info(
+            "clean: missing feature cells kept, per column (numbers are imputed with "
+            "training-split means, categories encode as all zeros): %s",
+            report["missing_kept"],
+        )

@@ -86,8 +86,9 @@ def convert_table(
         task: The ``task`` parameter group (shared keys); ``None`` if ``parameters`` holds them.
 
     Returns:
-        A table with ``label`` (class index or float target), ``input_ids`` (text) or one
-        float32 column per feature (tabular), and ``id`` / ``group`` when present.
+        A table with ``label`` (class index or float target), ``text`` and its ``input_ids``
+        (text) or one float32 column per feature (tabular), and ``id`` / ``group`` when
+        present.
     """
     p = parse("convert", parameters, task)
     needed = ["label", *p.numeric_columns, *p.categories]
@@ -96,7 +97,8 @@ def convert_table(
         raise ValueError(f"cleaned table lacks column(s) {missing} named in parameters_convert.yml")
     out = cleaned[[c for c in ("id", "group") if c in cleaned.columns]].copy()
     if "text" in cleaned.columns:
-        out["input_ids"] = _token_ids(cleaned["text"].astype(str).tolist(), p)
+        out["text"] = cleaned["text"].astype(str)
+        out["input_ids"] = _token_ids(out["text"].tolist(), p)
     else:
         out = pd.concat([out, _features(cleaned, p)], axis=1)
     out["label"] = _label_ids(cleaned["label"], p)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
+from matplotlib.figure import Figure
 from torch import nn
 from torchmetrics.functional import classification as C
 from torchmetrics.functional import mean_absolute_error, mean_squared_error
@@ -16,9 +17,6 @@ from reprotrain.datasets import ModelArtifact
 from reprotrain.inference import predict_outputs, to_predictions
 from reprotrain.models import from_artifact
 from reprotrain.params import EvaluateParams, parse
-
-if TYPE_CHECKING:
-    from matplotlib.figure import Figure
 
 log = logging.getLogger(__name__)
 
@@ -90,54 +88,145 @@ def predict_test_set(
     return out
 
 
-def compute_metrics(
-    test_predictions: pd.DataFrame, parameters: dict[str, Any], task: dict[str, Any] | None = None
-) -> dict[str, Any]:
-    """Test metrics with torchmetrics, as a flat-ish dict for ``dvc metrics show``.
+def fit_baselines(
+    train_set: pd.DataFrame,
+    validation_set: pd.DataFrame,
+    test_set: pd.DataFrame,
+    parameters: dict[str, Any],
+    task: dict[str, Any] | None = None,
+) -> pd.DataFrame:
+    """Cheap classical models fitted on the model's training split, predicting its test rows.
 
-    Classification: ``accuracy``, macro ``precision``/``recall``/``f1`` and a ``per_class``
-    block (precision, recall, f1, support per label). Macro averages skip a class that is
-    absent from both the truth and the predictions (torchmetrics' convention). Regression:
-    ``mse`` and ``mae``.
+    Returns:
+        One column per baseline (``reprotrain.baselines``), aligned with ``test_set``;
+        no column when ``evaluate.baselines`` is off.
     """
     p = parse("evaluate", parameters, task)
-    n = len(test_predictions)
-    if p.task == "regression":
-        pred = torch.tensor(test_predictions["predicted"].to_numpy(dtype=np.float64))
-        true = torch.tensor(test_predictions["actual"].to_numpy(dtype=np.float64))
+    if not p.baselines:
+        return pd.DataFrame(index=range(len(test_set)))
+    from reprotrain.baselines import predict_baselines  # scikit-learn: only when asked
+
+    return predict_baselines(
+        train_set,
+        validation_set,
+        test_set,
+        regression=p.task == "regression",
+        seed=p.seed,
+        max_rows=p.baseline_max_rows,
+    )
+
+
+def _scores(predicted: np.ndarray, actual: np.ndarray, labels: list[str] | None) -> dict:
+    """Headline test metrics of one set of predictions (torchmetrics)."""
+    if labels is None:
+        pred, true = torch.tensor(predicted, dtype=torch.float64), torch.tensor(actual)
         return {
-            "n_test": n,
             "mse": float(mean_squared_error(pred, true)),
             "mae": float(mean_absolute_error(pred, true)),
         }
-    labels = list(p.labels or [])
     k = len(labels)
-    pred = torch.tensor(test_predictions["predicted_id"].to_numpy(dtype=np.int64))
-    true = torch.tensor(test_predictions["actual_id"].to_numpy(dtype=np.int64))
+    pred, true = torch.tensor(predicted, dtype=torch.int64), torch.tensor(actual)
+    return {
+        "accuracy": float(C.multiclass_accuracy(pred, true, k, average="micro")),
+        "precision_macro": float(C.multiclass_precision(pred, true, k, average="macro")),
+        "recall_macro": float(C.multiclass_recall(pred, true, k, average="macro")),
+        "f1_macro": float(C.multiclass_f1_score(pred, true, k, average="macro")),
+    }
+
+
+def _per_class(predicted: np.ndarray, actual: np.ndarray, labels: list[str]) -> dict:
+    k = len(labels)
+    pred, true = torch.tensor(predicted, dtype=torch.int64), torch.tensor(actual)
     per_class = {
         "precision": C.multiclass_precision(pred, true, k, average=None),
         "recall": C.multiclass_recall(pred, true, k, average=None),
         "f1": C.multiclass_f1_score(pred, true, k, average=None),
     }
     support = torch.bincount(true, minlength=k)
-    metrics: dict[str, Any] = {
-        "n_test": n,
-        "accuracy": float(C.multiclass_accuracy(pred, true, k, average="micro")),
-        "precision_macro": float(C.multiclass_precision(pred, true, k, average="macro")),
-        "recall_macro": float(C.multiclass_recall(pred, true, k, average="macro")),
-        "f1_macro": float(C.multiclass_f1_score(pred, true, k, average="macro")),
-        "per_class": {
-            label: {**{m: float(v[i]) for m, v in per_class.items()}, "support": int(support[i])}
-            for i, label in enumerate(labels)
-        },
+    return {
+        label: {**{m: float(v[i]) for m, v in per_class.items()}, "support": int(support[i])}
+        for i, label in enumerate(labels)
     }
+
+
+def primary_metric(regression: bool) -> tuple[str, bool]:
+    """The metric that ranks models, and whether higher is better."""
+    return ("mse", False) if regression else ("f1_macro", True)
+
+
+def _compare(metrics: dict[str, Any], regression: bool) -> dict[str, Any]:
+    """The best baseline on the primary metric, and the model's margin over it."""
+    key, higher = primary_metric(regression)
+    baselines = metrics["baselines"]
+    best = (max if higher else min)(baselines, key=lambda name: baselines[name][key])
+    margin = metrics[key] - baselines[best][key]
+    below = margin < 0 if higher else margin > 0
+    if below:
+        log.warning(
+            "the trained model does not beat the %s baseline on the test split: %s %.4f "
+            "against %.4f. Train longer (fit.trainer.max_epochs, fit.budget), try another "
+            "learning rate (fit.optimizer.lr), or ship the baseline: see metrics.json",
+            best,
+            key,
+            metrics[key],
+            baselines[best][key],
+        )
+    return {"best_baseline": best, f"margin_{key}": margin, "below_baseline": below}
+
+
+def compute_metrics(
+    test_predictions: pd.DataFrame,
+    parameters: dict[str, Any],
+    task: dict[str, Any] | None = None,
+    baseline_predictions: pd.DataFrame | None = None,
+) -> dict[str, Any]:
+    """Test metrics of the model and of the baselines, for ``dvc metrics show``.
+
+    Classification: ``accuracy``, macro ``precision``/``recall``/``f1`` and a ``per_class``
+    block (precision, recall, f1, support per label). Macro averages skip a class that is
+    absent from both the truth and the predictions (torchmetrics' convention). Regression:
+    ``mse`` and ``mae``. Then ``baselines`` (the same headline metrics for each baseline,
+    same test rows), ``best_baseline``, the model's margin over it on the primary metric
+    (macro-F1; regression: MSE) and ``below_baseline``, true (with a warning) when the model
+    scores worse than the best baseline (a tie is not below).
+    """
+    p = parse("evaluate", parameters, task)
+    regression = p.task == "regression"
+    labels = None if regression else list(p.labels or [])
+    column = "predicted" if regression else "predicted_id"
+    actual = test_predictions["actual" if regression else "actual_id"].to_numpy()
+    metrics: dict[str, Any] = {
+        "n_test": len(test_predictions),
+        **_scores(test_predictions[column].to_numpy(), actual, labels),
+    }
+    if labels is not None:
+        metrics["per_class"] = _per_class(test_predictions[column].to_numpy(), actual, labels)
+    if baseline_predictions is not None and len(baseline_predictions.columns):
+        metrics["baselines"] = {
+            name: _scores(baseline_predictions[name].to_numpy(), actual, labels)
+            for name in baseline_predictions.columns
+        }
+        metrics.update(_compare(metrics, regression))
+    key, _ = primary_metric(regression)
     log.info(
-        "evaluate: accuracy %.4f, macro F1 %.4f on %d rows",
-        metrics["accuracy"],
-        metrics["f1_macro"],
-        n,
+        "evaluate: %s %.4f on %d test rows%s",
+        key,
+        metrics[key],
+        len(test_predictions),
+        "".join(f"; {b} {m[key]:.4f}" for b, m in metrics.get("baselines", {}).items()),
     )
     return metrics
+
+
+def model_comparison(metrics: dict[str, Any]) -> pd.DataFrame:
+    """The model and each baseline, one row each, on the headline metrics (``dvc plots``)."""
+    headline = [k for k in ("accuracy", "f1_macro", "mse", "mae") if k in metrics]
+    rows = [{"model": "trained model", **{k: metrics[k] for k in headline}}]
+    rows += [
+        {"model": name, **{k: scores[k] for k in headline}}
+        for name, scores in metrics.get("baselines", {}).items()
+    ]
+    return pd.DataFrame(rows, columns=["model", *headline])
 
 
 def confusion_plot_data(test_predictions: pd.DataFrame) -> pd.DataFrame:
@@ -161,12 +250,8 @@ def training_curves(training_history: pd.DataFrame) -> pd.DataFrame:
 
 
 def _new_figure(width: float, height: float) -> Figure:
-    """A figure on an Agg canvas: headless, and no pyplot global state or backend switch.
-
-    matplotlib is imported here, so that pipelines that do not plot never import it.
-    """
+    """A figure on an Agg canvas: headless, and no pyplot global state or backend switch."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
 
     fig = Figure(figsize=(width, height), layout="constrained")
     FigureCanvasAgg(fig)
@@ -176,34 +261,63 @@ def _new_figure(width: float, height: float) -> Figure:
 def plot_confusion_matrix(
     test_predictions: pd.DataFrame, parameters: dict[str, Any], task: dict[str, Any] | None = None
 ) -> Figure:
-    """The confusion matrix as a heat map (regression: predicted against actual)."""
+    """The confusion matrix as a heat map (regression: predicted against actual).
+
+    The figure grows with the number of classes and the counts' font shrinks, so that up to
+    ~50 classes stay readable.
+    """
     p = parse("evaluate", parameters, task)
-    fig = _new_figure(5, 4.5)
-    ax = fig.add_subplot()
     if p.task == "regression":
+        fig = _new_figure(5, 4.5)
+        ax = fig.add_subplot()
         ax.scatter(test_predictions["actual"], test_predictions["predicted"], s=6, alpha=0.5)
         ax.set(xlabel="actual", ylabel="predicted", title="Test predictions")
         return fig
     labels = list(p.labels or [])
+    k = len(labels)
+    side = max(4.5, 0.45 * k + 2.5)
+    fig = _new_figure(side + 0.8, side)
+    ax = fig.add_subplot()
     matrix = C.multiclass_confusion_matrix(
         torch.tensor(test_predictions["predicted_id"].to_numpy(dtype=np.int64)),
         torch.tensor(test_predictions["actual_id"].to_numpy(dtype=np.int64)),
-        len(labels),
+        k,
     ).numpy()
     image = ax.imshow(matrix, cmap="Blues")
-    fig.colorbar(image, ax=ax)
+    fig.colorbar(image, ax=ax, shrink=0.8)
+    size = max(5.0, min(10.0, 120 / max(k, 1)))
     for (i, j), count in np.ndenumerate(matrix):
-        colour = "white" if count > matrix.max() / 2 else "black"
-        ax.text(j, i, str(count), ha="center", va="center", color=colour)
+        if count:
+            colour = "white" if count > matrix.max() / 2 else "black"
+            ax.text(j, i, str(count), ha="center", va="center", color=colour, fontsize=size)
     ax.set(
-        xticks=range(len(labels)),
-        yticks=range(len(labels)),
-        xticklabels=labels,
-        yticklabels=labels,
+        xticks=range(k),
+        yticks=range(k),
         xlabel="predicted",
         ylabel="actual",
         title="Confusion matrix (test)",
     )
+    ax.set_xticklabels(labels, rotation=45 if k > 4 else 0, ha="right" if k > 4 else "center")
+    ax.set_yticklabels(labels)
+    return fig
+
+
+def plot_model_comparison(model_comparison: pd.DataFrame) -> Figure:
+    """The model beside its baselines on the test split: one bar per model and metric."""
+    metrics = [c for c in model_comparison.columns if c != "model"]
+    fig = _new_figure(4 + 2.5 * len(metrics), 1.2 + 0.5 * len(model_comparison))
+    for n, metric in enumerate(metrics, start=1):
+        ax = fig.add_subplot(1, len(metrics), n)
+        names = model_comparison["model"].tolist()
+        values = model_comparison[metric].to_numpy(dtype=float)
+        colours = ["tab:blue" if i == 0 else "tab:gray" for i in range(len(names))]
+        ax.barh(range(len(names)), values, color=colours)
+        for i, v in enumerate(values):
+            ax.text(v, i, f" {v:.3f}", va="center", fontsize=8)
+        ax.set_yticks(range(len(names)), names if n == 1 else [""] * len(names))
+        ax.invert_yaxis()
+        ax.set(title=metric, xlim=(0, max(values.max() * 1.25, 1e-9)))
+    fig.suptitle("Trained model and baselines (test split)")
     return fig
 
 
@@ -216,7 +330,7 @@ def plot_training_curves(training_curves: pd.DataFrame) -> Figure:
             continue
         ax = loss_ax if column.endswith("loss") else score_ax
         values = training_curves[["step", column]].dropna()
-        style = "o-" if column.startswith("val") else "-"
+        style = "o-" if column.startswith("val") or len(values) < 20 else "-"
         ax.plot(values["step"], values[column], style, label=column, markersize=4)
     loss_ax.set(xlabel="step", ylabel="loss", title="Loss")
     score_ax.set(xlabel="step", ylabel="score", title="Accuracy and F1")

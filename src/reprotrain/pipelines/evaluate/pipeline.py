@@ -1,11 +1,14 @@
-"""The evaluate pipeline: test predictions → metrics, plot data and figures."""
+"""The evaluate pipeline: test predictions and baselines → metrics, plot data and figures."""
 
 from kedro.pipeline import Node, Pipeline
 
 from reprotrain.pipelines.evaluate.nodes import (
     compute_metrics,
     confusion_plot_data,
+    fit_baselines,
+    model_comparison,
     plot_confusion_matrix,
+    plot_model_comparison,
     plot_training_curves,
     predict_test_set,
     training_curves,
@@ -23,10 +26,39 @@ def create_pipeline(**kwargs) -> Pipeline:
                 name="predict_test_set",
             ),
             Node(
+                func=fit_baselines,
+                inputs=[
+                    "train_set",
+                    "validation_set",
+                    "test_set",
+                    "params:evaluate",
+                    "params:task",
+                ],
+                outputs="baseline_predictions",
+                name="fit_baselines",
+            ),
+            Node(
                 func=compute_metrics,
-                inputs=["test_predictions", "params:evaluate", "params:task"],
+                inputs=[
+                    "test_predictions",
+                    "params:evaluate",
+                    "params:task",
+                    "baseline_predictions",
+                ],
                 outputs="metrics",
                 name="compute_metrics",
+            ),
+            Node(
+                func=model_comparison,
+                inputs="metrics",
+                outputs="model_comparison",
+                name="model_comparison",
+            ),
+            Node(
+                func=plot_model_comparison,
+                inputs="model_comparison",
+                outputs="model_comparison_plot",
+                name="plot_model_comparison",
             ),
             Node(
                 func=confusion_plot_data,

@@ -17,9 +17,47 @@ from reprotrain.packaging import (
     package_info,
     render_card,
 )
-from reprotrain.params import parse
+from reprotrain.params import FitParams, PackageParams, parse
 
 log = logging.getLogger(__name__)
+
+
+def card_texts(p: PackageParams, fit: FitParams, task_name: str | None) -> dict[str, str]:
+    """The card's name, intended use and limitations: as written for this task, else generated.
+
+    Texts whose ``describes`` names another task (an env inheriting the demo's texts) are
+    not used: a card must never describe a task it was not trained for.
+    """
+    own = p.describes is None or p.describes == task_name
+    if not own:
+        log.info(
+            "package: the texts in parameters_package.yml describe task '%s', not '%s': the "
+            "card uses generated ones (set package.name, intended_use, limitations and "
+            "describes: %s in your env's parameters_package.yml)",
+            p.describes,
+            task_name,
+            task_name,
+        )
+    if fit.task == "regression":
+        use = "Predicts a numeric target (regression)."
+    else:
+        use = (
+            f"Classifies each row into one of {len(fit.labels or [])} classes: "
+            + ", ".join(fit.labels or [])
+            + "."
+        )
+    return {
+        "name": (p.name if own else None) or task_name or "reprotrain-model",
+        "intended_use": (p.intended_use if own else None) or use,
+        "limitations": (p.limitations if own else None)
+        or "Not assessed beyond the test split of its own data: see the metrics and the "
+        "baselines below before using it elsewhere.",
+    }
+
+
+def _text_column(clean_parameters: dict[str, Any] | None) -> str:
+    column = (clean_parameters or {}).get("text_column")
+    return column if isinstance(column, str) and column else "text"
 
 
 def build_package(
@@ -31,6 +69,7 @@ def build_package(
     fit_parameters: dict[str, Any],
     convert_parameters: dict[str, Any],
     task: dict[str, Any] | None = None,
+    clean_parameters: dict[str, Any] | None = None,
 ) -> PackageDraft:
     """Assemble the package in memory: model, preprocessing, card, lineage, a sample to verify.
 
@@ -48,6 +87,8 @@ def build_package(
         convert_parameters: The ``convert`` parameter group (tokenizer, max length, categories).
         task: The ``task`` parameter group, which fills the three groups' shared keys and
             paths; ``None`` if they hold them already.
+        clean_parameters: The ``clean`` parameter group: the text column's name in the raw
+            table, which the package expects in tables to predict (default ``text``).
     """
     p = parse("package", package_parameters, task)
     fit = parse("fit", fit_parameters, task)
@@ -60,12 +101,16 @@ def build_package(
         max_length=convert.max_length,
         numeric_columns=convert.numeric_columns,
         categories=convert.categories,
+        text_column=_text_column(clean_parameters),
     )
-    info = package_info(package, p.name, p.intended_use, p.limitations)
+    task_name = parse("task", task).name if task is not None else None
+    info = package_info(package, **card_texts(p, fit, task_name))
     lineage = collect_lineage(p.lineage_files, fit.seed)
     parameters = {"fit": fit.model_dump(mode="json"), "convert": convert.model_dump(mode="json")}
     data = {split: report.get("rows") for split, report in split_report.items()}
     card = render_card(info, metrics, lineage, parameters, data)
     sample = example_rows(package, test_set, p.verify_rows)
-    log.info("package: %s %s model, verifying on %d rows", p.name, package.family, len(sample))
+    log.info(
+        "package: %s %s model, verifying on %d rows", info["name"], package.family, len(sample)
+    )
     return PackageDraft(package, info, card, metrics, lineage, sample, p.tolerance)

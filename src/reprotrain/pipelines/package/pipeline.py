@@ -20,6 +20,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "params:fit",
                     "params:convert",
                     "params:task",
+                    "params:clean",
                 ],
                 outputs="model_package",
                 name="build_package",

@@ -61,7 +61,8 @@ def split_table(
         task: The ``task`` parameter group (shared keys); ``None`` if ``parameters`` holds them.
 
     Returns:
-        The train, validation and test tables, and a report of sizes and label counts.
+        The train, validation and test tables, and a report of sizes and label counts (by
+        class name when ``task`` gives the labels).
     """
     p = parse("split", parameters, task)
     if p.group_column is not None and p.group_column not in table.columns:
@@ -77,10 +78,18 @@ def split_table(
     which = assign_splits(labels, groups, p)
     parts = [table[which == i].reset_index(drop=True) for i in range(3)]
     classes = np.issubdtype(table["label"].dtype, np.integer)
+    names = (parse("task", task).labels if task is not None else None) or []
+
+    def name_of(k: int) -> str:  # the class name where the task gives it, else the id
+        return names[k] if 0 <= k < len(names) else str(k)
+
     report = {
         name: {
             "rows": len(part),
-            "labels": {str(k): int(v) for k, v in part["label"].value_counts().sort_index().items()}
+            "labels": {
+                name_of(int(k)): int(v)
+                for k, v in part["label"].value_counts().sort_index().items()
+            }
             if classes
             else {},
         }

@@ -1,0 +1,875 @@
+"""``python -m reprotrain new-task``: a complete Kedro environment for a user's data file.
+
+Reads a CSV or Parquet file, infers what each column is (label, text, numbers, categories,
+id, or ignored), says what it inferred and why, and writes ``conf/<env>/`` so that
+``kedro run --pipelines=train --env=<env>`` trains and packages a model with no edits::
+
+    python -m reprotrain new-task data/01_raw/tickets.csv --label category
+
+The steps are small functions: :func:`read_table` → :func:`infer_plan` (a :class:`Plan`) →
+:func:`render_files` → :func:`write_env`. When a question has no safe answer (two text-like
+columns, a label with one value, ...) it refuses with one short message, exit code 2, and
+writes nothing. The folder is written beside its target and renamed into place, so a failed
+run never leaves a half-written environment.
+
+Only pandas and yaml are imported here (the generated parameters are validated with
+``reprotrain.params``, which imports pydantic alone).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import sys
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+RESERVED_ENVS = ("base", "local")  # the project's own configuration, and the user's secrets
+FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+
+MAX_CLASSES = 20  # a numeric label with at most this many whole values is a class label
+MAX_CATEGORIES = 20  # a string column with at most this many values (and repeats) is categorical
+CATEGORY_MAX_UNIQUE_RATIO = 0.5
+TEXT_MIN_WORDS = 3.0  # a string column is text-like when its values are long ...
+TEXT_MIN_CHARS = 20.0
+TEXT_MIN_UNIQUE_RATIO = 0.5  # ... and mostly distinct
+FEW_ROWS_PER_CLASS = 10
+SEED = 42
+TEXT_FIT = "conf/base/parameters_fit.yml"
+TABULAR_FIT = "conf/penguins/parameters_fit.yml"  # the MLP defaults
+HEADER = "# Written by `reprotrain new-task` {what}: yours to edit.\n"
+
+_ID_NAMES = {"id", "uuid", "guid", "key", "index", "idx", "row", "rowid", "row_id", "row_number"}
+_ID_NAME = re.compile(r"(?i:.*[_\-. ](id|uuid|guid|key))$|.*[a-z0-9](Id|ID)$")
+_PLAIN = re.compile(r"[A-Za-z_][A-Za-z0-9_./-]*")
+_YAML_WORDS = {"y", "n", "yes", "no", "on", "off", "true", "false", "null", "none", "nan", "inf"}
+
+
+class ScaffoldError(Exception):
+    """A question the scaffold cannot answer alone; nothing has been written."""
+
+
+@dataclass(frozen=True)
+class Role:
+    """What one column of the file is for, and why."""
+
+    column: str
+    role: str  # label | text | numeric | categorical | id | ignored
+    reason: str
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything inferred from the file: what :func:`render_files` writes and main prints."""
+
+    name: str
+    env: str
+    raw_file: str
+    file_format: str
+    rows: int
+    label_column: str
+    task_type: str
+    type_reason: str
+    labels: list[str] | None
+    labelled_rows: int
+    text_column: str | None
+    numeric_columns: list[str]
+    categories: dict[str, list[str]]
+    id_column: str | None
+    roles: list[Role]
+    missing: dict[str, int]
+    missing_features: str
+    model_checkpoint: str | None
+    max_length: int
+    name_reason: str = "given with --name"
+    label_is_numeric: bool = False
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def kind(self) -> str:
+        """``text`` (a transformer reads the text column) or ``tabular`` (an MLP)."""
+        return "text" if self.text_column else "tabular"
+
+    @property
+    def categorical_columns(self) -> list[str]:
+        """The categorical feature columns, in file order."""
+        return list(self.categories)
+
+    def columns_with(self, role: str) -> list[Role]:
+        """The columns of one role, in file order."""
+        return [r for r in self.roles if r.role == role]
+
+
+# ----------------------------------------------------------------------------------- reading
+def sanitise_name(text: str) -> str:
+    """``text`` as a task name: ``^[A-Za-z0-9][A-Za-z0-9_.-]*$`` (``task`` if nothing is left)."""
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", text)
+    name = re.sub(r"^[^A-Za-z0-9]+", "", name).rstrip("_.-")
+    return name or "task"
+
+
+def check_name(name: str, what: str) -> str:
+    """``name`` if it is a valid task/env name, else a refusal naming a valid one."""
+    if not NAME_PATTERN.fullmatch(name):
+        raise ScaffoldError(
+            f"{what} {name!r} is not a valid name (letters, digits, '_', '.', '-'; starting "
+            f"with a letter or digit): use e.g. {sanitise_name(name)!r}"
+        )
+    return name
+
+
+def project_relative(path: str, root: Path) -> str:
+    """``path`` relative to the project root (POSIX), or absolute if it lies outside it."""
+    absolute = Path(os.path.abspath(root / path))
+    relative = os.path.relpath(absolute, os.path.abspath(root))
+    if relative == ".." or relative.startswith(".." + os.sep):
+        return absolute.as_posix()
+    return Path(relative).as_posix()
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    """The file as Kedro's pandas datasets read it (default load arguments)."""
+    if not path.is_file():
+        raise ScaffoldError(f"no file {path}: which file did you mean?")
+    file_format = FORMATS.get(path.suffix.lower())
+    if file_format is None:
+        raise ScaffoldError(
+            f"cannot tell the format of {path.name}: is it CSV or Parquet? (name it .csv or "
+            f".parquet)"
+        )
+    try:
+        frame = pd.read_csv(path) if file_format == "csv" else pd.read_parquet(path)
+    except pd.errors.EmptyDataError:
+        raise ScaffoldError(
+            f"{path.name} is empty (no header, no rows): is it the right file?"
+        ) from None
+    except UnicodeDecodeError:
+        raise ScaffoldError(
+            f"{path.name} is not UTF-8: can you re-export it as UTF-8 CSV?"
+        ) from None
+    except Exception as err:  # noqa: BLE001 - pandas/pyarrow raise many types for a bad file
+        raise ScaffoldError(f"cannot read {path.name} as {file_format}: {err}") from None
+    if frame.empty:
+        raise ScaffoldError(
+            f"{path.name} has no rows ({len(frame.columns)} columns): is it the right file?"
+        )
+    if not all(isinstance(c, str) for c in frame.columns):
+        raise ScaffoldError(
+            f"{path.name} has column names that are not text: {list(frame.columns)}"
+        )
+    return frame
+
+
+def read_base_task(conf: Path) -> dict[str, Any]:
+    """The ``task`` group of ``conf/base/globals.yml``."""
+    path = conf / "base" / "globals.yml"
+    try:
+        task = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("task") or {}
+    except (OSError, yaml.YAMLError) as err:
+        raise ScaffoldError(f"cannot read {path}: {err}") from None
+    return task
+
+
+# ---------------------------------------------------------------------------------- inference
+def _is_number(s: pd.Series) -> bool:
+    return pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s)
+
+
+def _is_bool(s: pd.Series) -> bool:
+    values = s.dropna()
+    return pd.api.types.is_bool_dtype(s) or (
+        len(values) > 0 and values.map(lambda v: isinstance(v, bool)).all()
+    )
+
+
+def as_clean_strings(s: pd.Series) -> pd.Series:
+    """The non-missing values as the clean step reads a categorical column."""
+    return s.dropna().astype("string").str.strip()
+
+
+def label_strings(s: pd.Series) -> pd.Series:
+    """The non-missing labels as the clean step reads them (``str(value).strip()``)."""
+    text = s.astype("object").dropna().map(lambda v: str(v).strip())
+    return text[text != ""]
+
+
+def sorted_labels(s: pd.Series) -> list[str]:
+    """The distinct labels as strings: sorted as text, or by value for a numeric column."""
+    strings = label_strings(s)
+    if _is_number(s):  # 2 before 10
+        by_value = dict(zip(strings, s[strings.index].astype("float64"), strict=True))
+        return sorted(by_value, key=lambda k: (by_value[k], k))
+    return sorted(set(strings))
+
+
+def _short(values: list[str], limit: int = 10) -> str:
+    shown = ", ".join(values[:limit])
+    return shown + (f", ... ({len(values)} in all)" if len(values) > limit else "")
+
+
+def _quoted(columns: list[str], limit: int = 8) -> str:
+    return _short([f"'{c}'" for c in columns], limit)
+
+
+def _id_like_name(name: str) -> bool:
+    return name.strip().lower() in _ID_NAMES or bool(_ID_NAME.fullmatch(name.strip()))
+
+
+def _integer_sequence(s: pd.Series) -> bool:
+    if not _is_number(s) or s.isna().any() or len(s) < 2:
+        return False
+    values = s.to_numpy(dtype="float64")
+    if not (values == values.round()).all():
+        return False
+    ordered = sorted(values)
+    return all(b - a == 1 for a, b in zip(ordered, ordered[1:], strict=False))
+
+
+def column_role(s: pd.Series) -> Role:
+    """The role of a non-label column, from its values alone (id, text, numeric, ...)."""
+    name = str(s.name)
+    values = s.dropna()
+    n = len(values)
+    if n == 0:
+        return Role(name, "ignored", "every value is missing")
+    unique = values.nunique()
+    if n == len(s) and unique == n and n > 1:
+        if _id_like_name(name):
+            return Role(name, "id", f"all {n:,} values unique, and an id-like name")
+        if _integer_sequence(s):
+            return Role(name, "id", f"all {n:,} values unique, a sequence of whole numbers")
+    if _id_like_name(name):
+        return Role(
+            name,
+            "ignored",
+            "an id-like name, but values repeat or are missing: an identifier, not a feature",
+        )
+    if unique == 1:
+        return Role(name, "ignored", f"one value only ({str(values.iloc[0])!r})")
+    if _is_bool(s):
+        return Role(name, "categorical", "true/false values")
+    if _is_number(s):
+        return Role(name, "numeric", f"numbers, {unique:,} distinct")
+    strings = as_clean_strings(s)
+    ratio = strings.nunique() / max(len(strings), 1)
+    words = strings.str.split().str.len().mean()
+    chars = strings.str.len().mean()
+    if (words >= TEXT_MIN_WORDS or chars >= TEXT_MIN_CHARS) and ratio >= TEXT_MIN_UNIQUE_RATIO:
+        return Role(
+            name,
+            "text",
+            f"long, mostly distinct strings (mean {words:.1f} words, {chars:.0f} characters; "
+            f"{ratio:.0%} distinct)",
+        )
+    if strings.nunique() <= MAX_CATEGORIES and ratio <= CATEGORY_MAX_UNIQUE_RATIO:
+        return Role(name, "categorical", f"{strings.nunique()} distinct short values")
+    numbers = pd.to_numeric(strings, errors="coerce")
+    if numbers.notna().mean() >= 0.9:
+        bad = strings[numbers.isna()].unique().tolist()
+        return Role(
+            name,
+            "ignored",
+            f"mostly numbers, but {len(bad)} value(s) are not (e.g. {bad[0]!r}): fix them to use it",
+        )
+    return Role(
+        name,
+        "ignored",
+        f"{strings.nunique():,} distinct short values ({ratio:.0%} distinct): names or codes?",
+    )
+
+
+def infer_label(
+    s: pd.Series, forced: str | None
+) -> tuple[str, str, list[str] | None, int, list[str]]:
+    """Task type, why, the sorted class names (``None`` for regression), labelled rows, notes."""
+    name = str(s.name)
+    strings = label_strings(s)
+    if strings.empty:
+        raise ScaffoldError(f"label column '{name}' has no values: is it the right column?")
+    numeric = _is_number(s)
+    values = s.dropna()
+    distinct = strings.nunique()
+    if distinct < 2:
+        raise ScaffoldError(
+            f"label column '{name}' has one value only ({strings.iloc[0]!r}): a model needs two "
+            f"or more; is it the right column?"
+        )
+    whole = numeric and bool((values == values.round()).all())
+    not_numbers = strings[pd.to_numeric(strings, errors="coerce").isna()]
+    if forced == "regression" and len(not_numbers):
+        example = not_numbers.iloc[0]
+        raise ScaffoldError(
+            f"label column '{name}' is not numeric (e.g. {example!r}): predict it as a class "
+            f"(drop --type regression)?"
+        )
+    if forced:
+        task_type, why = forced, "set with --type"
+    elif not numeric:
+        task_type, why = "classification", "its values are not numbers"
+    elif whole and distinct <= MAX_CLASSES:
+        task_type = "classification"
+        why = f"numbers, but only {distinct} distinct whole values (--type regression to predict a number)"
+    else:
+        task_type = "regression"
+        why = f"numbers with {distinct:,} distinct values (--type classification for classes)"
+    notes: list[str] = []
+    if task_type == "regression":
+        return task_type, why, None, len(strings), notes
+    if not forced and distinct > MAX_CLASSES and distinct > len(strings) / 2:
+        raise ScaffoldError(
+            f"label column '{name}' has {distinct:,} distinct values in {len(strings):,} rows: is "
+            f"it the label? (for a numeric target, pass --type regression)"
+        )
+    labels = sorted_labels(s)
+    if numeric and pd.api.types.is_float_dtype(s) and whole:
+        notes.append(
+            f"'{name}' is read as decimals (missing values, or a '.0' in the file), so the "
+            f"classes are named "
+            f"{_short(labels, 3)} as the clean step reads them"
+        )
+    counts = strings.value_counts()
+    rare = counts[counts < FEW_ROWS_PER_CLASS]
+    if len(rare):
+        notes.append(
+            "few rows for class(es) "
+            + _short([f"{k!r} ({v})" for k, v in rare.items()], 5)
+            + ": the test split may hold one or none of them"
+        )
+    return task_type, why, labels, len(strings), notes
+
+
+def _pick_id(roles: dict[str, Role], frame: pd.DataFrame, forced: str | None) -> str | None:
+    if forced is not None:
+        s = frame[forced]
+        if s.isna().any() or not s.is_unique:
+            repeated = s[s.duplicated()].dropna().unique().tolist()[:3]
+            raise ScaffoldError(
+                f"'{forced}' cannot be the id: its values must be unique and present "
+                f"({int(s.isna().sum())} missing, repeated: {repeated}); which column is?"
+            )
+        roles[forced] = Role(forced, "id", "chosen with --id")
+    candidates = [c for c, r in roles.items() if r.role == "id" and c != forced]
+    chosen = forced
+    if chosen is None and candidates:
+        named = [c for c in candidates if _id_like_name(c)]
+        chosen = (named or candidates)[0]
+    for c in candidates:
+        if c != chosen:
+            roles[c] = Role(c, "ignored", f"unique values like an id, but '{chosen}' is the id")
+    return chosen
+
+
+def _pick_text(roles: dict[str, Role], frame: pd.DataFrame, forced: str | None) -> str | None:
+    text_like = [c for c, r in roles.items() if r.role == "text" and c != forced]
+    if forced is not None:
+        if _is_number(frame[forced]):
+            raise ScaffoldError(f"--text '{forced}' holds numbers, not text: which column is text?")
+        if roles[forced].role != "text":
+            roles[forced] = Role(forced, "text", "chosen with --text")
+        for c in text_like:
+            roles[c] = Role(c, "ignored", f"text-like too, but --text chose '{forced}'")
+        return forced
+    if len(text_like) >= 2:
+        listed = ", ".join(f"'{c}'" for c in text_like[:-1]) + f" and '{text_like[-1]}'"
+        count = "two" if len(text_like) == 2 else str(len(text_like))
+        raise ScaffoldError(
+            f"{count} text-like columns, {listed}: pass --text with the one the model reads"
+        )
+    return text_like[0] if text_like else None
+
+
+def infer_plan(
+    frame: pd.DataFrame,
+    *,
+    label: str,
+    raw_file: str,
+    name: str | None = None,
+    env: str | None = None,
+    text: str | None = None,
+    id_column: str | None = None,
+    task_type: str | None = None,
+    base_task: dict[str, Any] | None = None,
+) -> Plan:
+    """Infer the task from the table: pure, writes nothing.
+
+    Raises:
+        ScaffoldError: when a question has no safe answer (see the module docstring).
+    """
+    columns = list(frame.columns)
+    if frame.empty:
+        raise ScaffoldError(f"{raw_file} has no rows: is it the right file?")
+    for flag, column in (("--label", label), ("--text", text), ("--id", id_column)):
+        if column is not None and column not in columns:
+            raise ScaffoldError(
+                f"no column '{column}' ({flag}) in {raw_file}; its columns are: "
+                f"{', '.join(columns)}. Which one did you mean?"
+            )
+    if label in (text, id_column):
+        raise ScaffoldError(f"'{label}' cannot be both the label and the text or id column")
+    if text is not None and text == id_column:
+        raise ScaffoldError(f"'{text}' cannot be both the text and the id column")
+    name_reason = "given with --name"
+    if name is None:
+        name, name_reason = sanitise_name(Path(raw_file).stem), "from the file name"
+    check_name(name, "task name")
+    env = check_name(env or name, "env")
+    base_task = base_task or {}
+
+    kind, why, labels, labelled, notes = infer_label(frame[label], task_type)
+    roles = {c: column_role(frame[c]) for c in columns if c != label}
+    chosen_id = _pick_id(roles, frame, id_column)
+    chosen_text = _pick_text(roles, frame, text)
+    if chosen_text:
+        for c, r in roles.items():
+            if r.role in ("numeric", "categorical"):
+                roles[c] = Role(c, "ignored", f"{r.reason}; a text task reads its text column only")
+    numeric = [c for c, r in roles.items() if r.role == "numeric"]
+    categorical = [c for c, r in roles.items() if r.role == "categorical"]
+    if not (chosen_text or numeric or categorical):
+        others = "; ".join(f"'{c}': {r.reason}" for c, r in roles.items()) or "none"
+        raise ScaffoldError(
+            f"no usable feature column besides the label ({others}): which column should the "
+            f"model read? (--text for a text column)"
+        )
+    features = [chosen_text] if chosen_text else [*numeric, *categorical]
+    missing = {c: int(frame[c].isna().sum()) for c in features if frame[c].isna().any()}
+    if chosen_text:
+        policy = "drop"  # the only feature is the text: clean drops a row without one
+    else:
+        policy = "keep" if missing else "drop"
+    checkpoint = base_task.get("model_checkpoint") if chosen_text else None
+    if chosen_text and not checkpoint:
+        raise ScaffoldError(
+            "conf/base/globals.yml names no task.model_checkpoint: which pretrained model "
+            f"should read the text column '{chosen_text}'?"
+        )
+    if Path(raw_file).is_absolute():
+        notes.append(
+            f"{raw_file} lies outside the project: DVC and the lineage see it by that path"
+        )
+    return Plan(
+        name=name,
+        env=env,
+        raw_file=raw_file,
+        file_format=FORMATS.get(Path(raw_file).suffix.lower(), "csv"),
+        rows=len(frame),
+        label_column=label,
+        task_type=kind,
+        type_reason=why,
+        labels=labels,
+        labelled_rows=labelled,
+        text_column=chosen_text,
+        numeric_columns=numeric,
+        categories={c: sorted(set(as_clean_strings(frame[c]))) for c in categorical},
+        id_column=chosen_id,
+        roles=[Role(label, "label", why), *roles.values()],
+        missing=missing,
+        missing_features=policy,
+        model_checkpoint=checkpoint,
+        max_length=int(base_task.get("max_length") or 128),
+        name_reason=name_reason,
+        label_is_numeric=_is_number(frame[label]),
+        notes=notes,
+    )
+
+
+# ------------------------------------------------------------------------------------- files
+def _scalar(value: Any) -> str:
+    """One YAML scalar that every YAML reader (PyYAML, OmegaConf) reads back as ``value``."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        text = repr(value)
+        if "e" in text:  # 1e-05 is a string to YAML 1.1: write 1.0e-5
+            mantissa, exponent = text.split("e")
+            mantissa += "" if "." in mantissa else ".0"
+            text = f"{mantissa}e{int(exponent):+d}"
+        return text
+    text = str(value)
+    if _PLAIN.fullmatch(text) and text.lower() not in _YAML_WORDS:
+        return text
+    return json.dumps(text, ensure_ascii=False)  # JSON strings are YAML double-quoted strings
+
+
+def _flow(value: Any) -> str:
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{_scalar(k)}: {_flow(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_flow(v) for v in value) + "]"
+    return _scalar(value)
+
+
+def to_yaml(data: dict[str, Any], comments: dict[str, str] | None = None, indent: int = 0) -> str:
+    """Block YAML for nested dicts (lists in flow style), with ``# comments`` by dotted key."""
+    comments = comments or {}
+    lines = []
+    for key, value in data.items():
+        note = comments.get(str(key))
+        tail = f"  # {note}" if note else ""
+        pad = " " * indent
+        nested = {k[len(str(key)) + 1 :]: v for k, v in comments.items() if k.startswith(f"{key}.")}
+        if isinstance(value, dict) and value:
+            lines.append(f"{pad}{_scalar(key)}:{tail}")
+            lines.append(to_yaml(value, nested, indent + 2).rstrip("\n"))
+        else:
+            lines.append(f"{pad}{_scalar(key)}: {_flow(value)}{tail}")
+    return "\n".join(lines) + "\n"
+
+
+def _card_texts(plan: Plan) -> tuple[str, str]:
+    if plan.kind == "text":
+        source = f"the text column '{plan.text_column}'"
+    else:
+        source = "the columns " + _quoted([*plan.numeric_columns, *plan.categorical_columns])
+    if plan.task_type == "regression":
+        use = f"Predicts '{plan.label_column}' (a number) from {source}."
+    elif plan.kind == "text":
+        use = f"Classifies {source} into {_short(plan.labels or [])}."
+    else:
+        use = f"Classifies a row into {_short(plan.labels or [])} from {source}."
+    limits = (
+        f"Trained on {plan.labelled_rows:,} rows of {plan.raw_file}; check metrics.json and the "
+        f"baselines before using it on other data."
+    )
+    return use, limits
+
+
+def _with_mse(text: str, source: str) -> str:
+    """A fit file's text with ``loss: mse`` (regression), its comments kept."""
+    new, count = re.subn(r"(?m)^(\s+loss:\s*)cross_entropy\b", r"\1mse", text)
+    if count != 1 or (yaml.safe_load(new) or {}).get("fit", {}).get("loss") != "mse":
+        raise ScaffoldError(f"cannot set fit.loss to mse in a copy of {source}: is it a fit file?")
+    return new
+
+
+def fit_file(plan: Plan, root: Path) -> tuple[str, str] | None:
+    """``(source, text)`` of the env's ``parameters_fit.yml``, or ``None`` to use conf/base's.
+
+    Tabular: conf/penguins' MLP defaults; regression: the loss set to ``mse``.
+    """
+    if plan.kind == "text" and plan.task_type == "classification":
+        return None
+    source = TEXT_FIT if plan.kind == "text" else TABULAR_FIT
+    path = root / source
+    if not path.is_file():
+        raise ScaffoldError(
+            f"no {source}: where should the {plan.kind} model's fit settings come from?"
+        )
+    text = path.read_text(encoding="utf-8")
+    return source, (_with_mse(text, source) if plan.task_type == "regression" else text)
+
+
+def parameter_groups(plan: Plan) -> dict[str, dict[str, Any]]:
+    """The parameter groups of the env, by file name (without the fit file)."""
+    text = plan.kind == "text"
+    use, limits = _card_texts(plan)
+    convert: dict[str, Any] = {"batch_size": 1000}
+    if not text:
+        convert.update(numeric_columns=plan.numeric_columns, categories=plan.categories)
+    return {
+        "globals.yml": {
+            "task": {
+                "name": plan.name,
+                "raw_file": plan.raw_file,
+                "type": plan.task_type,
+                "labels": plan.labels,
+                "model_checkpoint": plan.model_checkpoint,
+                "max_length": plan.max_length,
+                "seed": SEED,
+            }
+        },
+        "parameters_clean.yml": {
+            "clean": {
+                "label_column": plan.label_column,
+                "label_from_score": None,
+                "text_column": plan.text_column,
+                "numeric_columns": [] if text else plan.numeric_columns,
+                "categorical_columns": [] if text else plan.categorical_columns,
+                "id_column": plan.id_column,
+                "group_column": None,
+                "missing_features": plan.missing_features,
+                "drop_duplicates": True,
+            }
+        },
+        "parameters_convert.yml": {"convert": convert},
+        "parameters_package.yml": {
+            "package": {
+                "name": plan.name,
+                "describes": plan.name,
+                "intended_use": use,
+                "limitations": limits,
+                "verify_rows": 32,
+                "tolerance": 1.0e-5,
+            }
+        },
+        "parameters_predict.yml": {
+            "predict": {"text_column": plan.text_column, "batch_size": 64 if text else 256}
+        },
+    }
+
+
+def _comments(plan: Plan) -> dict[str, dict[str, str]]:
+    labels_note = (
+        f"the distinct values of '{plan.label_column}', sorted"
+        if plan.labels
+        else "a regression task has no classes"
+    )
+    missing = ", ".join(f"{c} {n}" for c, n in plan.missing.items())
+    return {
+        "globals.yml": {
+            "task.name": "names the data/<layer>/<name>/ folders of this task",
+            "task.labels": labels_note,
+            "task.model_checkpoint": "from conf/base/globals.yml"
+            if plan.kind == "text"
+            else "an MLP: no pretrained model",
+            "task.max_length": "tokens per text" if plan.kind == "text" else "unused by an MLP",
+        },
+        "parameters_clean.yml": {
+            "clean.missing_features": f"missing values: {missing}"
+            if plan.missing_features == "keep"
+            else "no feature has missing values"
+            if plan.kind == "tabular"
+            else "a row without text is dropped",
+        },
+        "parameters_convert.yml": {"convert.categories": "each column's values, sorted"},
+        "parameters_package.yml": {
+            "package.intended_use": "generated: say what the model is for",
+            "package.limitations": "generated: say where it must not be used",
+        },
+        "parameters_predict.yml": {},
+    }
+
+
+def render_files(plan: Plan, fit: tuple[str, str] | None = None) -> dict[str, str]:
+    """The text of every file of ``conf/<env>/``, by file name."""
+    header = HEADER.format(what=f"for {plan.raw_file}")
+    comments = _comments(plan)
+    files = {}
+    for file_name, data in parameter_groups(plan).items():
+        text = to_yaml(data, comments.get(file_name))
+        if yaml.safe_load(text) != data:  # the emitter's own check: what is read is what we mean
+            raise AssertionError(f"{file_name} does not read back as written:\n{text}")
+        files[file_name] = header + text
+    if fit is not None:
+        source, text = fit
+        what = f"as a copy of {source}" + (
+            ", loss set to mse for regression" if plan.task_type == "regression" else ""
+        )
+        files["parameters_fit.yml"] = HEADER.format(what=what) + text
+    if plan.file_format == "parquet":
+        files["catalog.yml"] = header + (
+            "raw_table:  # the raw file is Parquet\n"
+            "  type: pandas.ParquetDataset\n"
+            "  filepath: ${globals:task.raw_file}\n"
+        )
+    return files
+
+
+def validate(files: dict[str, str], root: Path) -> None:
+    """Parse the env's groups with ``reprotrain.params``, as ``kedro run`` will.
+
+    Raises:
+        reprotrain.params.ParameterError: a generated value does not validate (a bug here).
+    """
+    from reprotrain import params
+
+    groups: dict[str, Any] = {}
+    for text in files.values():
+        groups.update(yaml.safe_load(text) or {})
+    if "fit" not in groups:
+        base = yaml.safe_load((root / TEXT_FIT).read_text(encoding="utf-8")) or {}
+        groups["fit"] = base.get("fit")
+    task = groups.pop("task")
+    params.parse("task", task)
+    for step, group in groups.items():
+        if step in params.STEP_PARAMS:
+            params.parse(step, group, task)
+
+
+def write_env(conf: Path, env: str, files: dict[str, str], force: bool = False) -> Path:
+    """Write ``conf/<env>/`` beside its target, then rename it into place.
+
+    With ``force``, an existing folder is replaced as a whole (no stale file of an earlier
+    scaffold survives); it is moved back if the swap fails.
+    """
+    target = conf / env
+    if target.exists() and not force:
+        raise ScaffoldError(
+            f"conf/{env}/ exists already: replace it (--force) or choose another --env?"
+        )
+    stamp = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    draft = conf / f".{env}.new-task-{stamp}"
+    draft.mkdir()
+    old = conf / f".{env}.old-{stamp}"
+    try:
+        for file_name, text in files.items():
+            (draft / file_name).write_text(text, encoding="utf-8")
+        if target.exists():
+            target.rename(old)
+        try:
+            draft.rename(target)
+        except BaseException:
+            if old.exists():
+                old.rename(target)
+            raise
+    finally:
+        shutil.rmtree(draft, ignore_errors=True)
+    shutil.rmtree(old, ignore_errors=True)
+    return target
+
+
+def envs_naming(conf: Path, name: str, besides: str) -> list[str]:
+    """The other envs whose ``globals.yml`` names task ``name`` (they share its data folders)."""
+    found = []
+    for path in sorted(conf.glob("*/globals.yml")):
+        if path.parent.name in (besides, "local") or path.parent.name.startswith("."):
+            continue
+        try:
+            task = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("task") or {}
+        except (OSError, yaml.YAMLError):
+            continue
+        if task.get("name") == name:
+            found.append(path.parent.name)
+    return found
+
+
+# -------------------------------------------------------------------------------------- report
+def describe(plan: Plan, files: list[str]) -> str:
+    """What was inferred and why, in a few plain lines."""
+    lines = [
+        f"new-task: {plan.raw_file}: {plan.rows:,} rows, {len(plan.roles)} columns",
+        f"  task         {plan.name} ({plan.name_reason}); env conf/{plan.env}/",
+        f"  label        '{plan.label_column}' -> {plan.task_type}: {plan.type_reason}",
+    ]
+    unlabelled = plan.rows - plan.labelled_rows
+    dropped = f"; {unlabelled:,} rows without a label are dropped" if unlabelled else ""
+    if plan.labels:
+        lines.append(
+            f"  labels       {_short(plan.labels, 20)} ({len(plan.labels)} distinct values, "
+            f"sorted{' by value' if plan.label_is_numeric else ''}{dropped})"
+        )
+    elif dropped:
+        lines.append(f"  labels       none (regression){dropped}")
+    for role in ("text", "id"):
+        for r in plan.columns_with(role):
+            lines.append(f"  {role:<12} '{r.column}': {r.reason}")
+    if plan.numeric_columns:
+        lines.append(f"  numeric      {_quoted(plan.numeric_columns, 20)} (numbers)")
+    for c, values in plan.categories.items():
+        reason = next(r.reason for r in plan.roles if r.column == c)
+        lines.append(f"  categorical  '{c}': {_short(values)} ({reason}; sorted)")
+    for r in plan.columns_with("ignored"):
+        lines.append(f"  ignored      '{r.column}': {r.reason}")
+    counts = ", ".join(f"'{c}' {n:,}" for c, n in plan.missing.items())
+    if plan.kind == "text":
+        blank = sum(plan.missing.values())
+        gaps = f"; {blank:,} row(s) without text are dropped" if blank else ""
+        lines.append(
+            f"  model        a transformer ({plan.model_checkpoint}, conf/base's fit) reads "
+            f"'{plan.text_column}' only{gaps}"
+        )
+    else:
+        if plan.missing_features == "keep":
+            lines.append(
+                f"  missing      {counts} -> missing_features: keep (numbers imputed with "
+                f"training means, a missing category encodes as all zeros)"
+            )
+        else:
+            lines.append("  missing      none in the features -> missing_features: drop")
+        lines.append(f"  model        an MLP ({TABULAR_FIT}, copied)")
+    lines += [f"  note         {n}" for n in plan.notes]
+    lines += [
+        f"wrote conf/{plan.env}/: {', '.join(files)}",
+        f"next: edit package.intended_use and limitations in conf/{plan.env}/"
+        f"parameters_package.yml (generated), then",
+        f"  kedro run --pipelines=train --env={plan.env}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------------------------- main
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m reprotrain new-task",
+        description="Inspect a CSV or Parquet file and write conf/<env>/ for it, so that "
+        "`kedro run --pipelines=train --env=<env>` trains and packages a model.",
+    )
+    parser.add_argument("file", help="the data file, e.g. data/01_raw/tickets.csv")
+    parser.add_argument("--label", required=True, help="the column to predict")
+    parser.add_argument("--text", help="the text column (when several look like text)")
+    parser.add_argument("--id", dest="id_column", help="the column of unique row ids")
+    parser.add_argument("--name", help="the task name (default: the file name)")
+    parser.add_argument("--env", help="the conf/<env>/ folder to write (default: the task name)")
+    parser.add_argument("--type", dest="task_type", choices=["classification", "regression"])
+    parser.add_argument("--force", action="store_true", help="replace an existing conf/<env>/")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``new-task``; return the exit code (0, or 2 when it refuses)."""
+    args = _parser().parse_args(argv)
+    root = Path.cwd()
+    conf = root / "conf"
+    try:
+        if not (conf / "base").is_dir():
+            raise ScaffoldError(
+                f"no conf/base in {root}: run new-task from the project's root folder (where "
+                f"`kedro run` works)"
+            )
+        raw_file = project_relative(args.file, root)
+        name = check_name(args.name, "task name") if args.name else None
+        env = check_name(args.env or name or sanitise_name(Path(raw_file).stem), "env")
+        if env in RESERVED_ENVS:
+            raise ScaffoldError(f"conf/{env}/ belongs to the project: which other --env?")
+        if (conf / env).exists() and not args.force:
+            raise ScaffoldError(
+                f"conf/{env}/ exists already: replace it (--force) or choose another --env?"
+            )
+        frame = read_table(root / raw_file)
+        plan = infer_plan(
+            frame,
+            label=args.label,
+            raw_file=raw_file,
+            name=name,
+            env=env,
+            text=args.text,
+            id_column=args.id_column,
+            task_type=args.task_type,
+            base_task=read_base_task(conf),
+        )
+        files = render_files(plan, fit_file(plan, root))
+        plan.notes.extend(
+            f"conf/{other}/ names task '{plan.name}' too: both write data/*/{plan.name}/ "
+            f"(--name to tell them apart)"
+            for other in envs_naming(conf, plan.name, plan.env)
+        )
+    except ScaffoldError as err:
+        sys.stderr.write(f"new-task: {err}\n")
+        return 2
+    try:
+        validate(files, root)
+    except ValueError as err:
+        sys.stderr.write(
+            f"new-task: the generated configuration does not validate (a bug):\n{err}\n"
+        )
+        return 1
+    try:
+        write_env(conf, plan.env, files, force=args.force)
+    except ScaffoldError as err:
+        sys.stderr.write(f"new-task: {err}\n")
+        return 2
+    sys.stdout.write(describe(plan, list(files)))
+    return 0

@@ -1,0 +1,426 @@
+"""``python -m reprotrain new-task``: inference on small tables, refusals, files, end to end."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from reprotrain import scaffold
+from reprotrain.config import load_parameters
+from reprotrain.params import parse
+from reprotrain.scaffold import ScaffoldError, infer_plan
+from tests.conftest import NEGATIVE, NEUTRAL, POSITIVE, PROJECT_ROOT, make_penguins
+
+BASE_TASK = {"model_checkpoint": "some/checkpoint", "max_length": 48}
+RAW = "data/01_raw/table.csv"
+WORDS = {"spam": POSITIVE, "ham": NEGATIVE, "promo": ["very", "and", "acting"]}
+
+
+def messages(n: int = 60, seed: int = 0) -> pd.DataFrame:
+    """A text table with other column names than the default task: msg_id, message, kind."""
+    rng = np.random.default_rng(seed)
+    kinds = np.array(list(WORDS))[np.arange(n) % 3]
+    return pd.DataFrame(
+        {
+            "msg_id": np.arange(1000, 1000 + n),
+            "message": [
+                " ".join([*rng.choice(NEUTRAL, 4), *rng.choice(WORDS[k], 2), f"w{i}"])
+                for i, k in enumerate(kinds)
+            ],
+            "channel": rng.choice(["sms", "mail"], n),
+            "kind": kinds,
+        }
+    )
+
+
+def birds(n: int = 150) -> pd.DataFrame:
+    """make_penguins with renamed columns, out-of-order categories, missing values, an id."""
+    frame = make_penguins(n).rename(
+        columns={"species": "kind", "island": "site", "bill_length_mm": "bill", "sex": "sex_"}
+    )
+    frame["site"] = frame["site"].map({"Biscoe": "west", "Dream": "east", "Torgersen": "central"})
+    frame["sex_"] = frame["sex_"].map({"female": "F", "male": "M"})
+    frame.insert(0, "bird_id", [f"B{i:04d}" for i in range(n)])
+    return frame
+
+
+def plan_of(frame: pd.DataFrame, label: str, **kwargs) -> scaffold.Plan:
+    return infer_plan(frame, label=label, raw_file=RAW, base_task=BASE_TASK, **kwargs)
+
+
+def roles(plan: scaffold.Plan) -> dict[str, str]:
+    return {r.column: r.role for r in plan.roles}
+
+
+# ---------------------------------------------------------------------------------- inference
+def test_text_task_with_renamed_columns_and_string_labels():
+    plan = plan_of(messages(), "kind")
+    assert (plan.kind, plan.task_type, plan.text_column, plan.id_column) == (
+        "text",
+        "classification",
+        "message",
+        "msg_id",
+    )
+    assert plan.labels == ["ham", "promo", "spam"]  # sorted, not in order of appearance
+    assert roles(plan) == {
+        "kind": "label",
+        "msg_id": "id",
+        "message": "text",
+        "channel": "ignored",
+    }
+    assert "text task reads its text column only" in plan.roles[-1].reason
+    assert (plan.numeric_columns, plan.categories, plan.missing_features) == ([], {}, "drop")
+    assert (plan.name, plan.env, plan.model_checkpoint, plan.max_length) == (
+        "table",
+        "table",
+        "some/checkpoint",
+        48,
+    )
+
+
+def test_tabular_task_with_categoricals_missing_values_and_an_id():
+    frame = birds()
+    frame["ring_name"] = [f"bird-{i}" for i in range(len(frame))]  # names: ignored
+    frame["row"] = range(len(frame))  # a second unique column: not a second id
+    frame["owner_id"] = np.arange(len(frame)) % 7  # an id-like name that repeats: no feature
+    plan = plan_of(frame, "kind")
+    assert (plan.kind, plan.task_type, plan.id_column) == ("tabular", "classification", "bird_id")
+    assert plan.labels == ["Adelie", "Chinstrap", "Gentoo"]
+    assert plan.numeric_columns == [
+        "bill",
+        "bill_depth_mm",
+        "flipper_length_mm",
+        "body_mass_g",
+        "year",
+    ]
+    assert plan.categories == {"site": ["central", "east", "west"], "sex_": ["F", "M"]}
+    assert plan.missing == {"bill": 1, "body_mass_g": 1, "sex_": 1}
+    assert plan.missing_features == "keep"
+    r = {x.column: x for x in plan.roles}
+    assert r["ring_name"].role == "ignored" and "names or codes" in r["ring_name"].reason
+    assert r["row"].role == "ignored" and "'bird_id' is the id" in r["row"].reason
+    assert r["owner_id"].role == "ignored" and "identifier" in r["owner_id"].reason
+
+
+def test_complete_rows_drop_and_an_integer_sequence_is_an_id():
+    frame = birds().dropna().drop(columns="bird_id").reset_index(drop=True)
+    frame.insert(0, "n", range(1, len(frame) + 1))
+    plan = plan_of(frame, "kind")
+    assert (plan.id_column, plan.missing, plan.missing_features) == ("n", {}, "drop")
+
+
+def test_numeric_label_with_many_values_is_a_regression():
+    plan = plan_of(birds(), "body_mass_g")
+    assert (plan.task_type, plan.labels) == ("regression", None)
+    assert "kind" in plan.categories and "body_mass_g" not in plan.numeric_columns
+    assert plan.labelled_rows == len(birds()) - 1  # one mass is missing
+    forced = plan_of(birds(), "year", task_type="regression")
+    assert (forced.task_type, forced.type_reason) == ("regression", "set with --type")
+
+
+def test_numeric_label_with_few_whole_values_is_classification_sorted_by_value():
+    frame = birds()
+    frame["grade"] = np.array([2, 10, 1])[np.arange(len(frame)) % 3]
+    plan = plan_of(frame, "grade")
+    assert (plan.task_type, plan.labels) == ("classification", ["1", "2", "10"])
+
+
+def test_two_text_like_columns_are_refused_unless_text_is_given():
+    frame = messages()
+    frame["subject"] = frame["message"].str.upper() + " again"
+    with pytest.raises(
+        ScaffoldError, match="two text-like columns, 'message' and 'subject': pass --text"
+    ):
+        plan_of(frame, "kind")
+    plan = plan_of(frame, "kind", text="subject")
+    assert plan.text_column == "subject" and roles(plan)["message"] == "ignored"
+
+
+@pytest.mark.parametrize(
+    ("change", "kwargs", "message"),
+    [
+        (None, {"label": "category"}, r"no column 'category' \(--label\).*msg_id, message"),
+        (None, {"label": "kind", "text": "body"}, r"no column 'body' \(--text\)"),
+        ("one_class", {"label": "kind"}, r"one value only \('spam'\)"),
+        ("no_features", {"label": "kind"}, "no usable feature column"),
+        (None, {"label": "message", "task_type": "regression"}, "is not numeric"),
+        (None, {"label": "msg_id", "task_type": "classification", "text": "kind"}, None),
+        (None, {"label": "kind", "id_column": "channel"}, "cannot be the id"),
+    ],
+)
+def test_ambiguous_cases_are_refused(change, kwargs, message):
+    frame = messages()
+    if change == "one_class":
+        frame["kind"] = "spam"
+    if change == "no_features":
+        frame = frame[["msg_id", "kind"]]
+    label = kwargs.pop("label")
+    if message is None:  # a label with as many classes as rows, passed with --type: allowed
+        plan_of(frame, label, **kwargs)
+        return
+    with pytest.raises(ScaffoldError, match=message):
+        plan_of(frame, label, **kwargs)
+
+
+def test_a_label_with_a_value_per_row_asks_whether_it_is_the_label():
+    frame = messages()
+    frame["code"] = [f"c{i}" for i in range(len(frame))]
+    with pytest.raises(ScaffoldError, match="is it the label"):
+        plan_of(frame, "code")
+
+
+@pytest.mark.parametrize(("content", "message"), [("", "is empty"), ("a,b\n", "has no rows")])
+def test_an_empty_file_is_refused(tmp_path, content, message):
+    (tmp_path / "t.csv").write_text(content)
+    with pytest.raises(ScaffoldError, match=message):
+        scaffold.read_table(tmp_path / "t.csv")
+
+
+def test_names_are_sanitised_or_refused():
+    assert scaffold.sanitise_name("My Tickets (2024)") == "My_Tickets_2024"
+    assert scaffold.sanitise_name("__") == "task"
+    with pytest.raises(ScaffoldError, match="not a valid name"):
+        scaffold.check_name("my tickets", "task name")
+
+
+def test_yaml_scalars_read_back_as_written_by_kedro_too(tmp_path):
+    from kedro.config import OmegaConfigLoader
+
+    labels = ["yes", "No", "1", "1e5", "null", "DESC:def", "a b", "x'y", "é"]
+    data = {"task": {"labels": labels, "tolerance": 1e-5, "none": None, "flag": True}}
+    text = scaffold.to_yaml(data)
+    assert yaml.safe_load(text) == data
+    (tmp_path / "base").mkdir()
+    (tmp_path / "base" / "parameters.yml").write_text(text)
+    assert (
+        OmegaConfigLoader(str(tmp_path), base_env="base", default_run_env="base")["parameters"]
+        == data
+    )
+
+
+# --------------------------------------------------------------------------------- the command
+@pytest.fixture
+def project(tmp_path, monkeypatch) -> Path:
+    """A bare project root: the real conf/base and conf/penguins, an empty data/01_raw."""
+    root = tmp_path / "project"
+    for env in ("base", "penguins"):
+        shutil.copytree(PROJECT_ROOT / "conf" / env, root / "conf" / env)
+    (root / "data" / "01_raw").mkdir(parents=True)
+    monkeypatch.chdir(root)
+    return root
+
+
+def env_files(root: Path, env: str) -> dict[str, str]:
+    folder = root / "conf" / env
+    return {p.name: p.read_text() for p in sorted(folder.iterdir())}
+
+
+def test_main_writes_a_complete_env_that_kedro_loads_and_validates(project, capsys):
+    birds().to_csv(project / "data/01_raw/birds.csv", index=False)
+    assert scaffold.main(["data/01_raw/birds.csv", "--label", "kind"]) == 0
+    out = capsys.readouterr().out
+    assert "task         birds (from the file name); env conf/birds/" in out
+    assert "'site': central, east, west (3 distinct short values; sorted)" in out
+    assert "missing_features: keep" in out and "kedro run --pipelines=train --env=birds" in out
+    files = env_files(project, "birds")
+    assert sorted(files) == [
+        "globals.yml",
+        "parameters_clean.yml",
+        "parameters_convert.yml",
+        "parameters_fit.yml",
+        "parameters_package.yml",
+        "parameters_predict.yml",
+    ]
+    assert all(t.startswith("# Written by `reprotrain new-task`") for t in files.values())
+    penguins_fit = (project / "conf/penguins/parameters_fit.yml").read_text()
+    assert files["parameters_fit.yml"].split("\n", 1)[1] == penguins_fit  # byte for byte
+    # as `kedro run --env=birds` loads it, every group validates
+    conf = project / "conf"
+    task = load_parameters("task", conf, "birds")
+    assert task == {
+        "name": "birds",
+        "raw_file": "data/01_raw/birds.csv",
+        "type": "classification",
+        "labels": ["Adelie", "Chinstrap", "Gentoo"],
+        "model_checkpoint": None,
+        "max_length": 64,
+        "seed": 42,
+    }
+    for step in ("clean", "convert", "fit", "package", "predict"):
+        parse(step, load_parameters(step, conf, "birds"))
+    clean = load_parameters("clean", conf, "birds")
+    assert clean["id_column"] == "bird_id" and clean["categorical_columns"] == ["site", "sex_"]
+    convert = load_parameters("convert", conf, "birds")
+    assert list(convert["categories"]) == clean["categorical_columns"]
+    package = load_parameters("package", conf, "birds")
+    assert package["describes"] == package["name"] == "birds"
+    assert package["intended_use"].startswith("Classifies a row into Adelie, Chinstrap, Gentoo")
+    assert package["limitations"].startswith("Trained on 150 rows of data/01_raw/birds.csv;")
+    assert load_parameters("predict", conf, "birds") == {"text_column": None, "batch_size": 256}
+    assert not [p for p in conf.iterdir() if p.name.startswith(".")]  # no temporary folder left
+
+
+def test_a_text_env_takes_the_checkpoint_from_conf_base(project, capsys):
+    messages().to_csv(project / "data/01_raw/inbox.csv", index=False)
+    assert scaffold.main(["data/01_raw/inbox.csv", "--label", "kind", "--env", "mail"]) == 0
+    assert "'message': long, mostly distinct strings" in capsys.readouterr().out
+    conf = project / "conf"
+    base = yaml.safe_load((conf / "base/globals.yml").read_text())["task"]
+    task = load_parameters("task", conf, "mail")
+    assert (task["name"], task["model_checkpoint"], task["max_length"]) == (
+        "inbox",
+        base["model_checkpoint"],
+        base["max_length"],
+    )
+    assert "parameters_fit.yml" not in env_files(project, "mail")  # conf/base's transformer
+    assert load_parameters("convert", conf, "mail")["batch_size"] == 1000
+    assert load_parameters("predict", conf, "mail") == {"text_column": "message", "batch_size": 64}
+    assert load_parameters("package", conf, "mail")["intended_use"] == (
+        "Classifies the text column 'message' into ham, promo, spam."
+    )
+    assert scaffold.main(["data/01_raw/inbox.csv", "--label", "kind", "--env", "mail2"]) == 0
+    assert "conf/mail/ names task 'inbox' too" in capsys.readouterr().out  # same data folders
+
+
+def test_a_regression_env_trains_with_mse(project):
+    birds().to_parquet(project / "data/01_raw/mass.parquet")
+    assert scaffold.main(["data/01_raw/mass.parquet", "--label", "body_mass_g"]) == 0
+    files = env_files(project, "mass")
+    assert "loss: mse" in files["parameters_fit.yml"]
+    assert "pandas.ParquetDataset" in files["catalog.yml"]
+    fit = load_parameters("fit", project / "conf", "mass")
+    assert (fit["loss"], fit["task"], fit["model"]["family"]) == ("mse", "regression", "mlp")
+
+
+def test_refusals_exit_2_and_write_nothing(project, capsys):
+    messages().to_csv(project / "data/01_raw/inbox.csv", index=False)
+    before = sorted(p.name for p in (project / "conf").iterdir())
+    assert scaffold.main(["data/01_raw/inbox.csv", "--label", "category"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("new-task: no column 'category'") and err.count("\n") == 1
+    assert scaffold.main(["data/01_raw/nothing.csv", "--label", "kind"]) == 2
+    assert scaffold.main(["data/01_raw/inbox.csv", "--label", "kind", "--env", "base"]) == 2
+    assert sorted(p.name for p in (project / "conf").iterdir()) == before
+
+
+def test_an_existing_env_is_refused_unless_forced(project, capsys):
+    messages().to_csv(project / "data/01_raw/inbox.csv", index=False)
+    (project / "conf/inbox").mkdir()
+    (project / "conf/inbox/stale.yml").write_text("x: 1\n")
+    assert scaffold.main(["data/01_raw/inbox.csv", "--label", "kind"]) == 2
+    assert "conf/inbox/ exists already" in capsys.readouterr().err
+    assert os.listdir(project / "conf/inbox") == ["stale.yml"]
+    assert scaffold.main(["data/01_raw/inbox.csv", "--label", "kind", "--force"]) == 0
+    assert "stale.yml" not in os.listdir(project / "conf/inbox")  # replaced as a whole
+
+
+def test_a_failed_write_leaves_no_half_written_env(project, monkeypatch):
+    messages().to_csv(project / "data/01_raw/inbox.csv", index=False)
+    calls = []
+
+    def fail(self, text, encoding=None):
+        calls.append(self.name)
+        if len(calls) == 3:
+            raise OSError("disk full")
+        return Path.write_bytes(self, text.encode())
+
+    monkeypatch.setattr(Path, "write_text", fail)
+    with pytest.raises(OSError, match="disk full"):
+        scaffold.main(["data/01_raw/inbox.csv", "--label", "kind"])
+    assert sorted(p.name for p in (project / "conf").iterdir()) == ["base", "penguins"]
+
+
+def test_outside_a_project_it_says_where_to_run(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert scaffold.main(["t.csv", "--label", "y"]) == 2
+    assert "no conf/base" in capsys.readouterr().err
+
+
+def test_python_m_reprotrain_new_task_dispatches_without_torch(project):
+    messages().to_csv(project / "data/01_raw/inbox.csv", index=False)
+    env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "1"}
+    command = [sys.executable, "-X", "importtime", "-m", "reprotrain", "new-task"]
+    done = subprocess.run(
+        [*command, "data/01_raw/inbox.csv", "--label", "kind"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.startswith("new-task: data/01_raw/inbox.csv: 60 rows, 4 columns\n")
+    imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines()}
+    assert not {"torch", "transformers", "lightning"} & imported
+    again = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "reprotrain",
+            "new-task",
+            "data/01_raw/inbox.csv",
+            "--label",
+            "kind",
+        ],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert again.returncode == 2 and again.stdout == ""
+    assert again.stderr == (
+        "new-task: conf/inbox/ exists already: replace it (--force) or choose another --env?\n"
+    )
+
+
+# --------------------------------------------------------------------------------- end to end
+def package_info(root: Path, name: str) -> dict:
+    folder = root / "data/06_models" / name / "package"
+    assert (folder / "manifest.json").is_file()
+    return json.loads((folder / "package.json").read_text())
+
+
+@pytest.mark.slow
+def test_scaffolded_envs_train_and_package_with_no_edits(scratch_project, capsys):
+    root = scratch_project.root
+    messages(120).to_csv(root / "data/01_raw/inbox.csv", index=False)
+    birds().to_csv(root / "data/01_raw/birds.csv", index=False)
+    assert scaffold.main(["data/01_raw/inbox.csv", "--label", "kind"]) == 0
+    assert scaffold.main(["data/01_raw/birds.csv", "--label", "kind", "--name", "flock"]) == 0
+    capsys.readouterr()
+
+    scratch_project.run("train", env="inbox")
+    info = package_info(root, "inbox")
+    assert (info["task"], info["labels"]) == ("classification", ["ham", "promo", "spam"])
+
+    scratch_project.run("train", env="flock")  # the env defaults to the task name
+    info = package_info(root, "flock")
+    assert (info["task"], info["labels"]) == ("classification", ["Adelie", "Chinstrap", "Gentoo"])
+    assert info["preprocessing"]["categories"] == {
+        "site": ["central", "east", "west"],
+        "sex_": ["F", "M"],
+    }
+    card = (root / "data/06_models/flock/package/README.md").read_text()
+    assert "Classifies a row into Adelie, Chinstrap, Gentoo" in card
+
+
+@pytest.mark.slow
+def test_a_scaffolded_parquet_regression_trains_and_packages(scratch_project):
+    root = scratch_project.root
+    birds().to_parquet(root / "data/01_raw/mass.parquet")
+    assert scaffold.main(["data/01_raw/mass.parquet", "--label", "body_mass_g"]) == 0
+    scratch_project.run("train", env="mass")
+    metrics = json.loads((root / "data/08_reporting/mass/metrics.json").read_text())
+    assert "mse" in metrics and set(metrics["baselines"]) == {"ridge", "gradient_boosting", "mean"}
+    info = package_info(root, "mass")
+    assert (info["task"], info["labels"]) == ("regression", None)

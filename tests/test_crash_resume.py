@@ -37,7 +37,11 @@ def test_sigkill_then_resume_finishes(scratch_project):
     )
     assert prep.returncode == 0, prep.stderr[-2000:]
     last = scratch_project.path("data/06_models/penguins/checkpoints/last.ckpt")
-    params = f"fit.trainer.max_epochs={EPOCHS},fit.trainer.enable_progress_bar=false"
+    # exactly EPOCHS epochs: no step floor to raise the cap, no early stop before it
+    params = (
+        f"fit.trainer.max_epochs={EPOCHS},fit.trainer.min_steps=0,"
+        "fit.trainer.early_stopping.patience=1000,fit.trainer.enable_progress_bar=false"
+    )
     proc = subprocess.Popen(
         kedro_cmd("--pipelines=fit", "--params", params),
         cwd=root,

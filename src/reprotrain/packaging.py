@@ -314,7 +314,12 @@ def load_package(folder: str | Path, *, verify: bool = True) -> Package:
     if info["family"] == "transformer":
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-        model = AutoModelForSequenceClassification.from_pretrained(folder)
+        from reprotrain.models.transformer import quietly
+
+        # safetensors only: a pickled pytorch_model.bin is never loaded, whatever is listed
+        model = quietly(
+            AutoModelForSequenceClassification.from_pretrained, folder, use_safetensors=True
+        )
         tokenizer = AutoTokenizer.from_pretrained(folder)
         return TextPackage(
             model,

@@ -244,6 +244,8 @@ def tiny_fit(project, devices: int) -> None:
                 "num_threads": 1,
                 "max_epochs": 2,
                 "min_steps": 0,
+                # the best checkpoint by validation loss, which moves every epoch here
+                "early_stopping": {"monitor": "val/loss"},
             },
         },
     )

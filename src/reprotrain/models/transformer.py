@@ -68,14 +68,14 @@ def build_transformer(p: FitParams, train_set: pd.DataFrame | None = None) -> nn
         source,
         "" if trained_head else " with a new, randomly initialised classification head",
     )
-    model = _quietly(AutoModelForSequenceClassification.from_pretrained, source, **head)
+    model = quietly(AutoModelForSequenceClassification.from_pretrained, source, **head)
     # Record the name the user gave, not this machine's folder: the saved spec (and so the
     # DVC hash of the trained model) must not depend on where the project is installed.
     model.config._name_or_path = spec.checkpoint
     return model
 
 
-def _quietly(load: Any, *args: Any, **kwargs: Any) -> nn.Module:
+def quietly(load: Any, *args: Any, **kwargs: Any) -> nn.Module:
     """Call a transformers loader without its progress bar and load report.
 
     Fine-tuning a base checkpoint always reports the new head's weights as missing; the log

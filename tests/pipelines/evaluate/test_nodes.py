@@ -186,3 +186,15 @@ def test_evaluate_pipeline_on_an_in_memory_catalog():
     assert metrics["n_test"] == 24
     assert 0 <= metrics["accuracy"] <= 1
     assert set(metrics["baselines"]) == {"logistic_regression", "gradient_boosting"}
+
+
+def test_confusion_matrix_figure_grows_with_the_classes():
+    labels = [f"class-{i:02d}" for i in range(30)]
+    ids = list(range(30)) * 2
+    frame = prediction_frame(labels, ids, ids[::-1])
+    small = plot_confusion_matrix(_predictions([0, 1, 2], [0, 2, 2]), CLASSIFICATION)
+    large = plot_confusion_matrix(frame, {"task": "classification", "labels": labels})
+    assert large.get_size_inches()[1] >= 0.45 * 30 > small.get_size_inches()[1]
+    texts = large.axes[0].texts
+    assert texts and max(t.get_fontsize() for t in texts) <= 5.0  # counts shrink to fit
+    assert large.axes[0].get_xticklabels()[0].get_rotation() == 45

@@ -38,8 +38,9 @@ class ValidateParametersHook:
             if task.get(key) != paths.get(key):
                 raise params.ParameterError(
                     f"task.{key} is {task.get(key)!r} in the parameters but {paths.get(key)!r} "
-                    f"in globals.yml: it names the catalog's files, so change it in globals.yml "
-                    f"rather than with --params"
+                    f"in globals.yml of env '{context.env or 'local'}': it names the catalog's "
+                    f"files, so change it in globals.yml rather than with --params (under "
+                    f"`dvc repro`: make params.yaml's dvc.task and dvc.raw_file match it)"
                 )
         for step in params.STEP_PARAMS:
             if step != "task" and step in loaded:

@@ -796,6 +796,8 @@ def describe(plan: Plan, files: list[str]) -> str:
         f"next: edit package.intended_use and limitations in conf/{plan.env}/"
         f"parameters_package.yml (generated), then",
         f"  kedro run --pipelines=train --env={plan.env}",
+        f"or with DVC: dvc add {plan.raw_file}, set params.yaml's dvc group to env: "
+        f"{plan.env}, task: {plan.name}, raw_file: {plan.raw_file}, then dvc repro",
     ]
     return "\n".join(lines) + "\n"
 

@@ -100,7 +100,7 @@ def set_params(root: Path, step: str, override: dict) -> None:
 def copy_project(target: Path, tiny_checkpoint_dir: Path, remote: Path) -> Path:
     """A new git repository holding the project's DVC-relevant files on tiny settings."""
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "local")
-    for name in ("dvc.yaml", "pyproject.toml", ".dvcignore", ".gitignore"):
+    for name in ("dvc.yaml", "params.yaml", "pyproject.toml", ".dvcignore", ".gitignore"):
         shutil.copy(PROJECT_ROOT / name, target / name)
     shutil.copytree(PROJECT_ROOT / "conf", target / "conf", ignore=ignore)
     shutil.copytree(PROJECT_ROOT / "src", target / "src", ignore=ignore)

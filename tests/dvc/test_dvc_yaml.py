@@ -27,11 +27,12 @@ def load_yaml(relative: str) -> Any:
 
 GLOBALS = load_yaml(GLOBALS_FILE)
 TASK = GLOBALS["task"]
+DVC_VARS = {"dvc": load_yaml("params.yaml")["dvc"]}  # dvc.yaml's vars
 
 
 def resolve(path: str) -> str:
-    """dvc.yaml's own ${var} templating, from globals.yml."""
-    return re.sub(r"\$\{([\w.]+)\}", lambda m: str(lookup(GLOBALS, m.group(1))), path)
+    """dvc.yaml's own ${var} templating, from params.yaml's dvc group."""
+    return re.sub(r"\$\{([\w.]+)\}", lambda m: str(lookup(DVC_VARS, m.group(1))), path)
 
 
 def entries(stage: dict, section: str) -> dict[str, dict]:
@@ -78,8 +79,13 @@ def test_one_stage_per_step_pipeline(dvc_yaml):
     stages = dvc_yaml["stages"]
     assert list(stages) == ["raw", *STEPS]
     for step in STEPS:
-        # --env=base: never conf/local, which DVC does not track
-        assert stages[step]["cmd"] == f"kedro run --pipelines={step} --env=base"
+        # an explicit env (never the untracked conf/local), which is a dependency; the task's
+        # name and raw file passed on, so Kedro refuses a params.yaml that disagrees with it
+        assert stages[step]["cmd"] == (
+            f"kedro run --pipelines={step} --env=${{dvc.env}} "
+            "--params=task.name=${dvc.task},task.raw_file=${dvc.raw_file}"
+        )
+        assert "conf/${dvc.env}" in [d for d in stages[step]["deps"] if isinstance(d, str)]
         assert (PROJECT_ROOT / "src/reprotrain/pipelines" / step / "pipeline.py").is_file()
         assert f"src/reprotrain/pipelines/{step}" in entries(stages[step], "deps")
         assert "src/reprotrain/params.py" in entries(stages[step], "deps")
@@ -91,6 +97,23 @@ def test_params_list_every_key_the_step_file_sets(dvc_yaml, step):
     own = f"conf/base/parameters_{step}.yml"
     group = load_yaml(own)[step]
     assert sorted(listed[own]) == sorted(f"{step}.{key}" for key in group)
+
+
+def test_the_default_dvc_task_is_the_demo_under_an_env_that_adds_nothing():
+    from reprotrain.config import load_parameters
+
+    dvc = DVC_VARS["dvc"]
+    env = PROJECT_ROOT / "conf" / dvc["env"]
+    assert env.is_dir() and not list(env.glob("*.yml"))  # conf/base alone
+    task = load_parameters("task", PROJECT_ROOT / "conf", dvc["env"])
+    assert (
+        (dvc["task"], dvc["raw_file"])
+        == (task["name"], task["raw_file"])
+        == (
+            TASK["name"],
+            TASK["raw_file"],
+        )
+    )
 
 
 def test_parameter_files_hold_no_interpolation():

@@ -6,6 +6,8 @@ Each test works on its own copy of the session's reproduced project (see conftes
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 
 import pandas as pd
 import pytest
@@ -16,6 +18,7 @@ from tests.dvc.conftest import (
     STAGES,
     Reproduced,
     dvc,
+    environment,
     fresh_clone,
     git,
     set_params,
@@ -82,6 +85,50 @@ def test_conf_local_cannot_change_what_dvc_builds(reproduced: Reproduced, tmp_pa
     assert dvc(root, "repro", "--force", "--single-item", "split").ran == ["split"]
     assert sha256(split) == before
     assert UP_TO_DATE in dvc(root, "status").output
+
+
+def test_repro_builds_a_named_env_from_its_own_data_and_conf(reproduced: Reproduced, tmp_path):
+    """params.yaml's dvc group picks the env; its folder is a dependency of every stage."""
+    root = reproduced.copy(tmp_path / "p")
+    shutil.copytree(root / "conf" / "penguins", root / "conf" / "birds")
+    (root / "conf" / "birds" / "globals.yml").write_text(
+        yaml.safe_dump(
+            {
+                "task": {
+                    "name": "birds",
+                    "raw_file": "data/01_raw/penguins.csv",
+                    "labels": ["Adelie", "Chinstrap", "Gentoo"],
+                    "model_checkpoint": None,
+                }
+            }
+        )
+    )
+    # soft merge: the env file holds only what it changes
+    (root / "conf" / "birds" / "parameters_fit.yml").write_text(
+        "fit:\n  trainer:\n    max_epochs: 3\n    min_steps: 0\n"
+        "  model:\n    family: mlp\n    hidden_sizes: [8]\n"
+    )
+    (root / "conf" / "birds" / "parameters_package.yml").write_text("package:\n  name: birds\n")
+    chosen = {"dvc": {"env": "birds", "task": "birds", "raw_file": "data/01_raw/penguins.csv"}}
+    (root / "params.yaml").write_text(yaml.safe_dump(chosen))
+    assert dvc(root, "repro").ran == STAGES[1:]  # raw is the same demo data
+    info = json.loads((root / "data/06_models/birds/package/package.json").read_text())
+    assert (info["name"], info["family"]) == ("birds", "mlp")
+    assert info["labels"] == ["Adelie", "Chinstrap", "Gentoo"]
+    assert UP_TO_DATE in dvc(root, "status").output
+    # an edit to the env's conf is seen by DVC
+    (root / "conf" / "birds" / "parameters_split.yml").write_text("split:\n  train: 0.7\n")
+    assert "split:" in dvc(root, "status").output
+    # a params.yaml whose task disagrees with the env's globals.yml is refused, naming both
+    chosen["dvc"]["task"] = "penguins"
+    (root / "params.yaml").write_text(yaml.safe_dump(chosen))
+    done = subprocess.run(
+        [BIN / "dvc", "repro", "clean"], cwd=root, capture_output=True, text=True, env=environment()
+    )
+    assert done.returncode != 0
+    assert "task.name is 'penguins' in the parameters but 'birds'" in " ".join(
+        (done.stdout + done.stderr).split()
+    )
 
 
 def test_unrelated_keys_rerun_nothing_else(reproduced: Reproduced, tmp_path):

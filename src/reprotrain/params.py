@@ -174,8 +174,8 @@ class DataLoaderParams(_Params):
 class EarlyStoppingParams(_Params):
     """Stop when the validation metric has not improved for ``patience`` validations.
 
-    ``monitor: auto`` watches macro-F1 (``val/f1``, higher is better) for classification and
-    ``val/loss`` for regression; the best checkpoint follows the same metric. Early stopping
+    ``monitor: auto`` watches the validation loss (``val/loss``); ``val/f1`` (macro-F1) or
+    ``val/acc`` select on those instead. The best checkpoint follows the same metric. Early stopping
     never acts before ``trainer.min_steps`` optimiser steps.
     """
 

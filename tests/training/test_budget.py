@@ -57,7 +57,7 @@ def test_plan_scales_with_the_data(tmp_path, batches, n_val, epochs, interval):
     plan = plan_training(p, batches_per_epoch=batches, n_validation=n_val, batch_size=32)
     assert plan.max_epochs == epochs
     assert plan.val_check_interval == interval
-    assert (plan.monitor, plan.mode) == ("val/f1", "max")
+    assert (plan.monitor, plan.mode) == ("val/loss", "min")
 
 
 def test_plan_monitors_loss_for_regression_and_without_validation(tmp_path):
@@ -102,12 +102,12 @@ def test_early_stopping_stops_before_the_cap_and_keeps_the_best(tmp_path, caplog
         trained, history, counter = train(params, train_set, noise)
     assert counter.epochs < 200
     assert "stopped early" in caplog.text
-    val = history["val/f1"].dropna()
+    val = history["val/loss"].dropna()
     best = torch.load(tmp_path / "ckpt" / "best.ckpt", weights_only=True)
     callback = next(
-        v for k, v in best["callbacks"].items() if k.startswith("ModelCheckpoint") and "f1" in k
+        v for k, v in best["callbacks"].items() if k.startswith("ModelCheckpoint") and "val" in k
     )
-    assert float(callback["best_model_score"]) == pytest.approx(val.max())
+    assert float(callback["best_model_score"]) == pytest.approx(val.min())
     # the returned model holds the best checkpoint's weights, not the last step's
     state = {k.removeprefix("model."): v for k, v in best["state_dict"].items()}
     for name, tensor in trained.state_dict().items():

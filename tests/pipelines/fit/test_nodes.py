@@ -65,6 +65,8 @@ def text_params(tmp_path, checkpoint, **override) -> dict:
                 "enable_progress_bar": False,
             },
             "checkpoint_dir": str(tmp_path / "ckpt"),
+            # the real conf's default is under data/ of the project: never write there
+            "best_checkpoint": str(tmp_path / "best.ckpt"),
             "log_dir": str(tmp_path / "logs"),
         },
     )

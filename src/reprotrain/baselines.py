@@ -18,6 +18,7 @@ import logging
 import time
 import warnings
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -154,11 +155,11 @@ def predict_baselines(
         x_train = vectoriser.transform(train_set["text"].astype(str))
         x_val = vectoriser.transform(val["text"].astype(str)) if val is not None else None
         x_test = vectoriser.transform(test_set["text"].astype(str))
-        make = lambda c: _linear(regression, c, seed)  # noqa: E731
+        make = partial(_linear, regression, seed=seed)
     else:
         x_train, x_test = _features(train_set), _features(test_set)
         x_val = _features(val) if val is not None else None
-        make = lambda c: _dense_linear(regression, c, seed)  # noqa: E731
+        make = partial(_dense_linear, regression, seed=seed)
     out = pd.DataFrame(index=range(len(test_set)))
     for name, how in _estimators(text, regression, seed).items():
         start = time.perf_counter()

@@ -583,6 +583,8 @@ def test_bad_input_fails_clearly_and_keeps_outputs(scratch_project, good_runs, n
 
     log = flat(done.stdout + done.stderr)
     assert done.returncode != 0, log[-3000:]
+    # one short paragraph, no page of traceback (reprotrain.cli); --verbose keeps it
+    assert "Traceback (most recent call last)" not in done.stdout + done.stderr, log[-3000:]
     for fragment in case.expect:
         assert fragment in log or fragment.replace(" ", "") in log.replace(" ", ""), (
             f"{fragment!r} not in the log:\n{log[-4000:]}"

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import difflib
 import logging
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +31,7 @@ class ValidateParametersHook:
         ``context.params``: outside ``kedro run`` that property type-checks against every
         registered pipeline, importing them all (torch, lightning: ~7 s) to start a session.
         """
+        _check_runtime_keys(context.config_loader)
         loaded = context.config_loader["parameters"]
         task = loaded.get("task")
         params.parse("task", task)
@@ -45,6 +48,36 @@ class ValidateParametersHook:
         for step in params.STEP_PARAMS:
             if step != "task" and step in loaded:
                 params.parse(step, loaded[step], task)
+
+
+def _check_runtime_keys(loader: Any) -> None:
+    """Refuse a ``--params`` key that no step reads: a typo would otherwise be ignored.
+
+    Allowed: the step groups (their sub-keys are checked by the step models) and the names
+    the configuration reads with ``${runtime_params:<name>}`` (e.g. ``predict_input``).
+    """
+    runtime = getattr(loader, "runtime_params", None) or {}
+    if not runtime:
+        return
+    conf = Path(str(loader.conf_source))
+    used = {
+        m.group(1)
+        for f in conf.rglob("*.yml")
+        for m in re.finditer(r"\$\{runtime_params:\s*([A-Za-z0-9_]+)", f.read_text("utf-8"))
+    }
+    allowed = sorted(set(params.STEP_PARAMS) | used)
+    unknown = sorted(
+        str(key).split(".")[0] for key in runtime if str(key).split(".")[0] not in allowed
+    )
+    if unknown:
+        close = {k: difflib.get_close_matches(k, allowed, n=1) for k in unknown}
+        hints = "; ".join(
+            f"'{k}' (did you mean '{c[0]}'?)" if c else f"'{k}'" for k, c in close.items()
+        )
+        raise params.ParameterError(
+            f"--params sets unknown key(s) {hints}: no step reads them. Allowed top-level "
+            f"keys: {', '.join(allowed)}"
+        )
 
 
 class RawFileHook:

@@ -39,7 +39,7 @@ class TaskParams(_Params):
     labels: list[str] | None = None
     model_checkpoint: str | None = None
     max_length: int = Field(128, gt=1, le=8192)
-    seed: int = 42
+    seed: int = Field(42, ge=0, le=2**32 - 1)  # numpy's seeds are 32-bit unsigned
 
     @model_validator(mode="after")
     def _labels_for_classification(self) -> TaskParams:

@@ -63,7 +63,42 @@ def test_fractions_must_sum_to_one():
 
 def test_too_few_rows_fails_clearly():
     with pytest.raises(ValueError, match="are empty"):
-        split_table(table(4), PARAMS)
+        split_table(rare_class(2, 1), PARAMS)
+
+
+def rare_class(n: int, rare: int) -> pd.DataFrame:
+    """``n`` rows of class 0 and ``rare`` rows of class 1."""
+    return pd.DataFrame(
+        {"id": np.arange(n), "label": np.r_[np.zeros(n - rare), np.ones(rare)].astype(np.int64)}
+    )
+
+
+@pytest.mark.parametrize("rare", [3, 4, 7])
+def test_a_rare_class_reaches_every_split(rare, caplog):
+    train, val, test, report = split_table(rare_class(2000, rare), PARAMS)
+    for part in (train, val, test):
+        assert (part["label"] == 1).sum() >= 1
+    assert (train["label"] == 1).sum() >= (test["label"] == 1).sum()
+    assert not any("missing_classes" in r for r in report.values())
+    assert "has no row of class" not in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("rare", "where", "missing"),
+    [(1, "train", ["validation", "test"]), (2, "train,test", ["validation"])],
+)
+def test_a_class_too_rare_for_every_split_is_reported(rare, where, missing, caplog):
+    parts = split_table(rare_class(2000, rare), PARAMS)
+    holding = ",".join(
+        n
+        for n, part in zip(("train", "validation", "test"), parts[:3])
+        if (part["label"] == 1).any()
+    )
+    assert holding == where  # the one row trains the model; a second one is tested
+    report = parts[3]
+    assert [n for n in report if "missing_classes" in report[n]] == missing
+    assert all(report[n]["missing_classes"] == ["1"] for n in missing)
+    assert f"the {missing[-1]} split has no row of class(es) ['1']" in caplog.text
 
 
 def test_report_names_the_classes():

@@ -16,7 +16,7 @@ import pandas as pd
 import pyarrow as pa
 
 from reprotrain.features import one_hot
-from reprotrain.params import ConvertParams, parse
+from reprotrain.params import ConvertParams, ParameterError, parse
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,14 @@ def _token_ids(texts: list[str], p: ConvertParams) -> pd.Series:
 
     if p.tokenizer is None:
         raise ValueError("convert.tokenizer must name a tokenizer for a text task")
-    tokenizer = AutoTokenizer.from_pretrained(resolve_checkpoint(p.tokenizer), use_fast=True)
+    folder = resolve_checkpoint(p.tokenizer)
+    tokenizer = AutoTokenizer.from_pretrained(folder, use_fast=True)
+    limit = _position_limit(folder, tokenizer)
+    if limit is not None and p.max_length > limit:
+        raise ParameterError(
+            f"task.max_length is {p.max_length}, but model '{p.tokenizer}' reads at most "
+            f"{limit} tokens: set task.max_length to {limit} or less in globals.yml"
+        )
     lengths: list[int] = []
     chunks: list[np.ndarray] = []
     start = time.perf_counter()
@@ -59,6 +66,24 @@ def _token_ids(texts: list[str], p: ConvertParams) -> pd.Series:
     array = pa.ListArray.from_arrays(pa.array(offsets), pa.array(values))
     log.info("convert: %d texts in %.1fs", len(texts), time.perf_counter() - start)
     return pd.Series(array.to_pandas(), name="input_ids")
+
+
+def _position_limit(folder: str, tokenizer: Any) -> int | None:
+    """The most tokens the model reads: the smaller of the tokenizer's and the config's limit.
+
+    Tokenizers without a limit report a huge ``model_max_length``; RoBERTa-style configs count
+    two extra positions, which the tokenizer's limit already leaves out.
+    """
+    from transformers import AutoConfig
+
+    limits = [tokenizer.model_max_length] if tokenizer.model_max_length < 1_000_000 else []
+    try:
+        positions = getattr(AutoConfig.from_pretrained(folder), "max_position_embeddings", None)
+    except (OSError, ValueError):  # a tokenizer-only folder: no config to read
+        positions = None
+    if isinstance(positions, int) and positions > 0:
+        limits.append(positions)
+    return min(limits) if limits else None
 
 
 def _features(table: pd.DataFrame, p: ConvertParams) -> pd.DataFrame:

@@ -13,13 +13,31 @@ from reprotrain.params import SPLITS, SplitParams, parse
 log = logging.getLogger(__name__)
 
 
+# Which split a small stratum fills first: training sees the class, then test measures it.
+_FILL_ORDER = (0, 2, 1)
+
+
 def _allocate(n: int, p: SplitParams) -> np.ndarray:
-    """Split sizes for ``n`` items in proportion to the fractions (largest remainder)."""
+    """Split sizes for ``n`` items in proportion to the fractions (largest remainder).
+
+    Every split with a non-zero fraction gets at least one item when ``n`` allows it (a rare
+    class then still reaches validation and test); with fewer items than such splits, they
+    go to train first, then test.
+    """
     fractions = np.array([p.train, p.validation, p.test])
     exact = fractions * n
     sizes = np.floor(exact).astype(int)
     for i in np.argsort(-(exact - sizes), kind="stable")[: n - sizes.sum()]:
         sizes[i] += 1
+    wanted = [i for i in _FILL_ORDER if fractions[i] > 0]
+    if n < len(wanted):
+        sizes[:] = 0
+        sizes[wanted[:n]] = 1
+        return sizes
+    for i in wanted:
+        if sizes[i] == 0:
+            sizes[int(np.argmax(sizes))] -= 1
+            sizes[i] = 1
     return sizes
 
 
@@ -48,6 +66,28 @@ def assign_splits(labels: np.ndarray, groups: np.ndarray | None, p: SplitParams)
         bounds = np.cumsum(_allocate(len(members), p))
         unit_split[members] = np.searchsorted(bounds, np.arange(len(members)), side="right")
     return unit_split[units]
+
+
+def _warn_missing_classes(report: dict, p: SplitParams) -> None:
+    """Warn (and record in the report) when a class is absent from a split that should hold it.
+
+    Its scores on that split would be silently missing: a class with no test row cannot lower
+    the test macro-F1.
+    """
+    fractions = {"train": p.train, "validation": p.validation, "test": p.test}
+    seen = {c for part in report.values() for c in part["labels"]}
+    for name, part in report.items():
+        absent = sorted(seen - set(part["labels"]))
+        if absent and fractions[name] > 0:
+            part["missing_classes"] = absent
+            log.warning(
+                "split: the %s split has no row of class(es) %s: too few rows of them to place "
+                "one in every split, so %s cannot measure them. Add rows of these classes, or "
+                "merge or drop them in task.labels.",
+                name,
+                absent,
+                "training" if name == "train" else f"the {name} scores",
+            )
 
 
 def split_table(
@@ -95,6 +135,8 @@ def split_table(
         }
         for name, part in zip(SPLITS, parts, strict=True)
     }
+    if classes and p.stratify:
+        _warn_missing_classes(report, p)
     empty = [name for name, part in zip(SPLITS, parts, strict=True) if part.empty]
     if empty and not (empty == ["validation"] and p.validation == 0):
         raise ValueError(f"split(s) {empty} are empty: {len(table)} rows are too few for {p}")

@@ -91,7 +91,7 @@ def test_a_class_too_rare_for_every_split_is_reported(rare, where, missing, capl
     parts = split_table(rare_class(2000, rare), PARAMS)
     holding = ",".join(
         n
-        for n, part in zip(("train", "validation", "test"), parts[:3])
+        for n, part in zip(("train", "validation", "test"), parts[:3], strict=True)
         if (part["label"] == 1).any()
     )
     assert holding == where  # the one row trains the model; a second one is tested

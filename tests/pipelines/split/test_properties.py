@@ -31,9 +31,9 @@ def test_assignment_partitions_rows_and_stratifies(labels, fr, seed):
         n_c = (y == c).sum()
         counts = [((which == s) & (y == c)).sum() for s in range(3)]
         if all(f * n_c >= 1 for f in fractions):  # proportional, within one row
-            assert all(abs(k - f * n_c) < 1 + 1e-9 for k, f in zip(counts, fractions))
+            assert all(abs(k - f * n_c) < 1 + 1e-9 for k, f in zip(counts, fractions, strict=True))
         if n_c >= 3:  # a rare class still reaches every split
-            assert all(k >= 1 for k, f in zip(counts, fractions) if f > 0)
+            assert all(k >= 1 for k, f in zip(counts, fractions, strict=True) if f > 0)
 
 
 @settings(max_examples=100, deadline=None)

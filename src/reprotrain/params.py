@@ -142,6 +142,10 @@ class MLPModelParams(_Params):
     activation: Literal["relu", "tanh", "sigmoid", "gelu"] = "relu"
     dropout: float = Field(0.0, ge=0, lt=1)
     init: Literal["xavier", "kaiming", "normal"] = "kaiming"
+    # > 0: each feature also enters as a piecewise-linear encoding over this many quantile
+    # bins of the training split (Gorishniy et al. 2022), which lets an MLP cut a feature at
+    # thresholds as trees do; 0: standardised features only.
+    bins: int = Field(0, ge=0, le=64)
 
 
 class OptimizerParams(_Params):

@@ -37,6 +37,7 @@ class MLP(nn.Module):
         activation: str = "relu",
         dropout: float = 0.0,
         init: str = "kaiming",
+        bins: int = 0,
     ) -> None:
         super().__init__()
         self.spec = {
@@ -46,14 +47,19 @@ class MLP(nn.Module):
             "activation": activation,
             "dropout": dropout,
             "init": init,
+            "bins": bins,
         }
         n = len(feature_names)
         self.register_buffer("mean", torch.zeros(n))
         self.register_buffer("std", torch.ones(n))
         self.register_buffer("target_mean", torch.zeros(out_features))
         self.register_buffer("target_std", torch.ones(out_features))
+        if bins:
+            # piecewise-linear encoding: bin edges (quantiles of the training split) and widths
+            self.register_buffer("edges", torch.zeros(n, bins))
+            self.register_buffer("widths", torch.ones(n, bins))
         layers: list[nn.Module] = []
-        width = n
+        width = n * (1 + bins)
         for size in hidden_sizes:
             layers += [nn.Linear(width, size), ACTIVATIONS[activation]()]
             if dropout:
@@ -82,6 +88,14 @@ class MLP(nn.Module):
         std[std < 1e-8] = 1.0
         self.mean.copy_(torch.as_tensor(mean, dtype=torch.float32))
         self.std.copy_(torch.as_tensor(std, dtype=torch.float32))
+        bins = self.spec["bins"]
+        if bins:
+            scaled = (features - mean) / std
+            quantiles = np.linspace(0, 1, bins + 1)
+            edges = np.nan_to_num(np.nanquantile(scaled, quantiles, axis=0).T, nan=0.0)
+            widths = np.maximum(np.diff(edges, axis=1), 1e-3)  # a repeated edge: a step
+            self.edges.copy_(torch.as_tensor(edges[:, :-1], dtype=torch.float32))
+            self.widths.copy_(torch.as_tensor(widths, dtype=torch.float32))
 
     def fit_target_scaling(self, targets: np.ndarray) -> None:
         """Set the target buffers from training-split regression targets."""
@@ -93,6 +107,9 @@ class MLP(nn.Module):
         """Logits (classification) or predictions (regression) for a float feature batch."""
         x = (features - self.mean) / self.std
         x = torch.nan_to_num(x, nan=0.0)  # a missing value becomes the training mean
+        if self.spec["bins"]:
+            pieces = ((x.unsqueeze(-1) - self.edges) / self.widths).clamp(0.0, 1.0)
+            x = torch.cat([x, pieces.flatten(1)], dim=1)
         return self.net(x) * self.target_std + self.target_mean
 
 
@@ -103,7 +120,7 @@ def build_mlp(p: FitParams, train_set: pd.DataFrame) -> MLP:
         raise ValueError("the training table has no feature columns for an MLP")
     out = 1 if p.task == "regression" else len(p.labels or [])
     m = p.model
-    model = MLP(names, out, m.hidden_sizes, m.activation, m.dropout, m.init)
+    model = MLP(names, out, m.hidden_sizes, m.activation, m.dropout, m.init, m.bins)
     model.fit_scaling(train_set[names].to_numpy(dtype=np.float32))
     if p.task == "regression":
         model.fit_target_scaling(train_set["label"].to_numpy(dtype=np.float64))

@@ -372,3 +372,15 @@ def test_trained_model_folder_is_restored_after_a_crashed_swap(tmp_path: Path):
     assert loaded.spec == {"family": "mlp"} and loaded.state_dict["w"].tolist() == [0, 1, 2]
     ds.save(ModelArtifact({"family": "mlp"}, {"w": torch.zeros(2)}))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["trained_model"]
+
+
+def test_a_failed_swap_puts_the_previous_folder_back(tmp_path: Path):
+    from reprotrain.datasets.model_dataset import replace_dir
+
+    target = tmp_path / "package"
+    target.mkdir()
+    (target / "weights").write_text("previous")
+    with pytest.raises(FileNotFoundError):
+        replace_dir(str(tmp_path / ".package.tmp-gone"), str(target))  # the rename fails
+    assert (target / "weights").read_text() == "previous"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["package"]

@@ -321,10 +321,12 @@ def read_package_info(folder: Path) -> dict[str, Any]:
         raise PackageError(f"{path}: unknown model family {family!r}; known: {sorted(_REQUIRED)}")
     wanted: dict[str, Any] = {"task": str, "labels": (list, type(None)), **_REQUIRED[family]}
     for key, kind in wanted.items():
-        if key not in info or not isinstance(info[key], kind):
+        if key not in info:
+            raise PackageError(f"{path}: key '{key}' is missing; rebuild the package")
+        if not isinstance(info[key], kind):
             raise PackageError(
-                f"{path}: key '{key}' is missing or of the wrong type "
-                f"(found {info.get(key)!r}); rebuild the package"
+                f"{path}: key '{key}' has the wrong type ({type(info[key]).__name__}: "
+                f"{info[key]!r}); rebuild the package"
             )
     nested = (
         {"inputs": ("text_column",)}

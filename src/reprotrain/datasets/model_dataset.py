@@ -166,9 +166,16 @@ def replace_dir(new: str, target: str) -> None:
     if os.path.exists(target):
         old = str(temp_sibling(target, "old"))
         os.rename(target, old)
-    os.rename(new, target)
-    if old:
-        shutil.rmtree(old, ignore_errors=True)
+    try:
+        os.rename(new, target)
+    except BaseException:
+        if old:
+            os.rename(old, target)  # put the previous folder back before reporting
+        raise
+    if old:  # renamed to a temporary name first: a half-deleted folder is never restored
+        doomed = str(temp_sibling(target))
+        os.rename(old, doomed)
+        shutil.rmtree(doomed, ignore_errors=True)
 
 
 def recover_dir(target: str) -> bool:

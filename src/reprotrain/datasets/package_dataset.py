@@ -58,7 +58,8 @@ def _package_files(folder: Path) -> list[str]:
             if path.is_symlink():
                 raise ManifestError(
                     f"package {folder}: '{rel}' is a symbolic link (to {os.readlink(path)}); "
-                    "a package holds plain files only: replace it with a copy of the file"
+                    "a package holds plain files only: rebuild the package or replace the link "
+                    "with a copy of the file (with DVC, use cache.type copy or reflink)"
                 )
             if name in names:
                 if not path.is_file():
@@ -184,6 +185,9 @@ class ModelPackageDataset(AbstractDataset[StagedPackage, Any]):
     A failure at any step removes the temporary folder and re-raises: the previous package,
     if any, stays untouched, and no half-written package is ever visible at ``filepath``.
     Verification runs before the swap because the package must never be published unverified.
+    A crash (``kill -9``) leaves the temporary folder, named with the process id, which the
+    next save removes; a crash between the swap's two renames leaves no folder at
+    ``filepath`` but the previous one beside it, which the next load or save restores.
 
     Loading verifies ``manifest.json`` first (a missing, changed or extra file raises an error
     naming it), then returns ``reprotrain.packaging.load_package(folder)``: an object whose

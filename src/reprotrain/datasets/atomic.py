@@ -77,24 +77,27 @@ def stale_siblings(target: str | os.PathLike[str], kind: str = "tmp") -> list[Pa
     name = re.escape(target.name)
     stem, suffix = re.escape(target.stem), re.escape(target.suffix)
     current = re.compile(rf"\.{name}\.{kind}-(\d+)-[0-9a-f]+({suffix})?")
-    legacy = [re.compile(rf"\.{name}\.{kind}"), re.compile(rf"\.{stem}\.{kind}-[0-9a-f]+{suffix}")]
-    if kind == "tmp":  # tempfile.mkdtemp(prefix=".<name>.") folders
-        legacy.append(re.compile(rf"\.{name}\.[a-z0-9_]{{8}}"))
+    legacy = []
+    if kind == "tmp":  # trainer checkpoints, atomic files, tempfile.mkdtemp(prefix=".<name>.")
+        legacy = [
+            re.compile(rf"\.{name}\.tmp"),
+            re.compile(rf"\.{stem}\.tmp-[0-9a-f]+{suffix}"),
+            re.compile(rf"\.{name}\.[a-z0-9_]{{8}}"),
+        ]
     now = time.time()
-    found = []
+    found: list[tuple[float, Path]] = []
     for entry in parent.iterdir():
+        try:
+            mtime = entry.lstat().st_mtime
+        except FileNotFoundError:  # removed meanwhile (another run cleaning up)
+            continue
         match = current.fullmatch(entry.name)
         if match:
             if not _pid_alive(int(match.group(1))):
-                found.append(entry)
-        elif any(p.fullmatch(entry.name) for p in legacy):
-            try:
-                old = now - entry.lstat().st_mtime > LEGACY_STALE_AFTER_S
-            except FileNotFoundError:
-                continue
-            if old:
-                found.append(entry)
-    return sorted(found, key=lambda p: p.lstat().st_mtime)
+                found.append((mtime, entry))
+        elif any(p.fullmatch(entry.name) for p in legacy) and now - mtime > LEGACY_STALE_AFTER_S:
+            found.append((mtime, entry))
+    return [path for _, path in sorted(found)]
 
 
 def remove_path(path: str | os.PathLike[str]) -> None:

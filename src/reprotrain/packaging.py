@@ -351,7 +351,7 @@ def _check_package_labels(folder: Path, info: dict[str, Any], model: nn.Module) 
     if recorded is not None and listed is not None and list(listed) != recorded:
         raise PackageError(
             f"{folder}: {PACKAGE_FILE} lists labels {listed} but the model "
-            f"({'config.json id2label' if info['family'] == 'transformer' else 'architecture'}) "
+            f"({'config.json id2label' if info['family'] == 'transformer' else 'architecture.labels'}) "
             f"was trained on {recorded}: predictions would carry the wrong class names. "
             "Rebuild the package from the trained model (`kedro run --pipelines=package`)."
         )

@@ -70,7 +70,7 @@ def data_label_problem(configured: list[str] | None, table: pd.DataFrame) -> str
     return (
         f"task.labels {list(configured)} disagree with the labels {list(recorded)} the "
         "converted data's label ids were made for (the convert step ran with another "
-        "task.labels): the model would learn the wrong class names. Rerun from convert on "
+        "task.labels): its ids would be read under the wrong class names. Rerun from convert on "
         "(`kedro run --pipelines=train` or `dvc repro`), or restore the label order in "
         "globals.yml (task.labels)."
     )

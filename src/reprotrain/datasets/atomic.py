@@ -52,7 +52,8 @@ def temp_sibling(target: str | os.PathLike[str], kind: str = "tmp", suffix: str 
 
 
 def _pid_alive(pid: int) -> bool:
-    if pid == os.getpid():
+    """Whether process ``pid`` runs on this machine (when unsure: yes, so nothing is removed)."""
+    if pid == os.getpid() or os.name != "posix":  # on Windows os.kill would end the process
         return True
     try:
         os.kill(pid, 0)

@@ -43,6 +43,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from reprotrain.datasets.model_dataset import recover_dir
 from reprotrain.datasets.package_dataset import sha256_file, verify_manifest
 from reprotrain.features import one_hot
 from reprotrain.inference import to_predictions
@@ -291,35 +292,116 @@ class TabularPackage:
 Package = TextPackage | TabularPackage
 
 
+_REQUIRED = {
+    "transformer": {"max_length": int, "inputs": dict},
+    "mlp": {"architecture": dict, "preprocessing": dict},
+}
+
+
+def read_package_info(folder: Path) -> dict[str, Any]:
+    """``package.json`` of ``folder``, checked for the keys and types ``load_package`` uses.
+
+    Raises:
+        PackageError: The file is missing, not JSON, or lacks a key or has one of the wrong
+            type; the message names the file and the key.
+    """
+    path = folder / PACKAGE_FILE
+    if not path.is_file():
+        raise PackageError(f"{folder} is not a model package: it has no {PACKAGE_FILE}")
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as err:
+        raise PackageError(f"{path} is not valid JSON ({err}); rebuild the package") from None
+    if not isinstance(info, dict):
+        raise PackageError(f"{path} must hold a JSON object, not {type(info).__name__}")
+    if info.get("format") != FORMAT_VERSION:
+        raise PackageError(f"{path}: unsupported package format {info.get('format')!r}")
+    family = info.get("family")
+    if family not in _REQUIRED:
+        raise PackageError(f"{path}: unknown model family {family!r}; known: {sorted(_REQUIRED)}")
+    wanted: dict[str, Any] = {"task": str, "labels": (list, type(None)), **_REQUIRED[family]}
+    for key, kind in wanted.items():
+        if key not in info:
+            raise PackageError(f"{path}: key '{key}' is missing; rebuild the package")
+        if not isinstance(info[key], kind):
+            raise PackageError(
+                f"{path}: key '{key}' has the wrong type ({type(info[key]).__name__}: "
+                f"{info[key]!r}); rebuild the package"
+            )
+    nested = (
+        {"inputs": ("text_column",)}
+        if family == "transformer"
+        else {"preprocessing": ("numeric_columns", "categories")}
+    )
+    for key, subkeys in nested.items():
+        for sub in subkeys:
+            if sub not in info[key]:
+                raise PackageError(f"{path}: key '{key}.{sub}' is missing; rebuild the package")
+    if (info["task"] == "classification") != isinstance(info["labels"], list):
+        raise PackageError(f"{path}: task {info['task']!r} with labels {info['labels']!r}")
+    return info
+
+
+def _check_package_labels(folder: Path, info: dict[str, Any], model: nn.Module) -> None:
+    """Refuse a package whose ``package.json`` labels disagree with the model's own."""
+    from reprotrain.models import model_labels
+
+    recorded = model_labels(model)
+    listed = info["labels"]
+    if recorded is not None and listed is not None and list(listed) != recorded:
+        raise PackageError(
+            f"{folder}: {PACKAGE_FILE} lists labels {listed} but the model "
+            f"({'config.json id2label' if info['family'] == 'transformer' else 'architecture.labels'}) "
+            f"was trained on {recorded}: predictions would carry the wrong class names. "
+            "Rebuild the package from the trained model (`kedro run --pipelines=package`)."
+        )
+    width = 1 if listed is None else len(listed)
+    outputs = (
+        model.config.num_labels if info["family"] == "transformer" else model.spec["out_features"]
+    )
+    if outputs != width:
+        raise PackageError(
+            f"{folder}: {PACKAGE_FILE} lists {width} label(s) {listed} for a model with "
+            f"{outputs} outputs; rebuild the package"
+        )
+
+
 def load_package(folder: str | Path, *, verify: bool = True) -> Package:
     """Load a package folder for prediction.
+
+    When the folder is missing because a crash interrupted the swap of a new version into
+    place, the previous version is restored first (``recover_dir``).
 
     Args:
         folder: The package folder.
         verify: Check ``manifest.json`` first (recommended).
 
     Raises:
-        ManifestError: A file is missing, changed or not listed (``verify``).
-        PackageError: ``package.json`` is missing or of an unknown format.
+        ManifestError: A file is missing, changed or not listed, the manifest is malformed or
+            lists a path outside the folder, or the folder holds a symbolic link (``verify``).
+        PackageError: ``package.json`` is missing, malformed or of an unknown format, or its
+            labels disagree with the model's (``config.json`` ``id2label``, the MLP's spec).
     """
     folder = Path(folder)
+    recover_dir(str(folder))
     if verify:
         verify_manifest(folder)
-    info_path = folder / PACKAGE_FILE
-    if not info_path.is_file():
-        raise PackageError(f"{folder} is not a model package: it has no {PACKAGE_FILE}")
-    info = json.loads(info_path.read_text())
-    if info.get("format") != FORMAT_VERSION:
-        raise PackageError(f"{info_path}: unsupported package format {info.get('format')!r}")
+    info = read_package_info(folder)
     if info["family"] == "transformer":
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
         from reprotrain.models.transformer import quietly
 
+        if not (folder / WEIGHTS_FILE).is_file():
+            raise PackageError(
+                f"{folder} has no {WEIGHTS_FILE}; packages load safetensors weights only "
+                "(a pickled pytorch_model.bin is never loaded)"
+            )
         # safetensors only: a pickled pytorch_model.bin is never loaded, whatever is listed
         model = quietly(
             AutoModelForSequenceClassification.from_pretrained, folder, use_safetensors=True
         )
+        _check_package_labels(folder, info, model)
         tokenizer = AutoTokenizer.from_pretrained(folder)
         return TextPackage(
             model,
@@ -330,21 +412,23 @@ def load_package(folder: str | Path, *, verify: bool = True) -> Package:
             text_column=info["inputs"]["text_column"],
             info=info,
         )
-    if info["family"] == "mlp":
-        from safetensors.torch import load_file
+    from safetensors.torch import load_file
 
+    try:
         model = mlp_from_spec(info["architecture"])
-        model.load_state_dict(load_file(folder / WEIGHTS_FILE), strict=True)
-        pre = info["preprocessing"]
-        return TabularPackage(
-            model,
-            task=info["task"],
-            labels=info["labels"],
-            numeric_columns=pre["numeric_columns"],
-            categories=pre["categories"],
-            info=info,
-        )
-    raise PackageError(f"{info_path}: unknown model family {info['family']!r}")
+    except (TypeError, ValueError) as err:
+        raise PackageError(f"{folder / PACKAGE_FILE}: bad 'architecture': {err}") from None
+    _check_package_labels(folder, info, model)
+    model.load_state_dict(load_file(folder / WEIGHTS_FILE), strict=True)
+    pre = info["preprocessing"]
+    return TabularPackage(
+        model,
+        task=info["task"],
+        labels=info["labels"],
+        numeric_columns=pre["numeric_columns"],
+        categories=pre["categories"],
+        info=info,
+    )
 
 
 # ------------------------------------------------------------------------------ verification

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
-import tempfile
 from copy import deepcopy
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
@@ -14,6 +14,14 @@ from typing import Any
 import fsspec
 from kedro.io.core import AbstractDataset, DatasetError, get_filepath_str, get_protocol_and_path
 
+from reprotrain.datasets.atomic import (
+    remove_path,
+    remove_stale_siblings,
+    stale_siblings,
+    temp_sibling,
+)
+
+log = logging.getLogger(__name__)
 SPEC_FILE = "spec.json"
 WEIGHTS_FILE = "model.safetensors"
 
@@ -24,6 +32,8 @@ class ModelArtifact:
 
     spec: dict[str, Any]
     state_dict: dict[str, Any] = field(repr=False)
+    source: str | None = field(default=None, compare=False)
+    """The folder it was loaded from (``None`` for a model still in memory), for messages."""
 
 
 class SafetensorsModelDataset(AbstractDataset[ModelArtifact, ModelArtifact]):
@@ -87,6 +97,8 @@ class SafetensorsModelDataset(AbstractDataset[ModelArtifact, ModelArtifact]):
         from safetensors.torch import load
 
         folder = self._path()
+        if self._protocol == "file":
+            recover_dir(folder)
         for name in (SPEC_FILE, WEIGHTS_FILE):
             if not self._fs.exists(self._path(name)):
                 raise DatasetError(f"model folder {folder} has no {name}")
@@ -100,7 +112,7 @@ class SafetensorsModelDataset(AbstractDataset[ModelArtifact, ModelArtifact]):
         except Exception as err:  # corrupt JSON or safetensors header
             raise DatasetError(f"model folder {folder} is corrupt: {name}: {err}") from err
         device = self._load_args.get("device", "cpu")
-        return ModelArtifact(spec, {k: v.to(device) for k, v in state.items()})
+        return ModelArtifact(spec, {k: v.to(device) for k, v in state.items()}, source=folder)
 
     def save(self, data: ModelArtifact) -> None:
         """Write both files into a temporary folder, then swap it into place."""
@@ -109,9 +121,7 @@ class SafetensorsModelDataset(AbstractDataset[ModelArtifact, ModelArtifact]):
         if self._protocol != "file":
             raise DatasetError("SafetensorsModelDataset saves to local paths only")
         target = self._path()
-        parent = os.path.dirname(target) or "."
-        os.makedirs(parent, exist_ok=True)
-        tmp = tempfile.mkdtemp(dir=parent, prefix=f".{os.path.basename(target)}.")
+        tmp = make_temp_dir(target)
         try:
             state = {k: v.detach().cpu().contiguous() for k, v in data.state_dict.items()}
             save_file(state, os.path.join(tmp, WEIGHTS_FILE), **self._save_args)
@@ -128,17 +138,67 @@ class SafetensorsModelDataset(AbstractDataset[ModelArtifact, ModelArtifact]):
         return {"filepath": self._filepath, "protocol": self._protocol}
 
 
-def replace_dir(new: str, target: str) -> None:
-    """Move folder ``new`` to ``target``, replacing any folder there, never leaving it half done.
+def make_temp_dir(target: str) -> str:
+    """A new empty folder beside ``target`` to write its next version into.
 
-    The old folder is renamed aside first, the new one renamed into place, then the old one
-    removed; a crash in between leaves either the old or the new folder at ``target``.
+    First the save recovers ``target`` if a crash left it swapped aside (``recover_dir``) and
+    removes folders that crashed saves of it left behind (their process is gone).
+    """
+    parent = os.path.dirname(target) or "."
+    os.makedirs(parent, exist_ok=True)
+    recover_dir(target)
+    remove_stale_siblings(target)
+    tmp = str(temp_sibling(target))
+    os.mkdir(tmp, 0o700)
+    return tmp
+
+
+def replace_dir(new: str, target: str) -> None:
+    """Move folder ``new`` to ``target``, replacing any folder there.
+
+    Two renames: the current folder is moved aside to ``.<name>.old-<pid>-<random>``, then
+    ``new`` is moved into place, then the old one is removed. A crash between the two renames
+    leaves no folder at ``target`` but the previous one beside it, complete: the next load or
+    save of ``target`` puts it back (``recover_dir``). At no moment is a half-written folder
+    at ``target``.
     """
     old = None
     if os.path.exists(target):
-        old = tempfile.mkdtemp(dir=os.path.dirname(target) or ".", prefix=".old.")
-        os.rmdir(old)
+        old = str(temp_sibling(target, "old"))
         os.rename(target, old)
-    os.rename(new, target)
-    if old:
-        shutil.rmtree(old, ignore_errors=True)
+    try:
+        os.rename(new, target)
+    except BaseException:
+        if old:
+            os.rename(old, target)  # put the previous folder back before reporting
+        raise
+    if old:  # renamed to a temporary name first: a half-deleted folder is never restored
+        doomed = str(temp_sibling(target))
+        os.rename(old, doomed)
+        shutil.rmtree(doomed, ignore_errors=True)
+
+
+def recover_dir(target: str) -> bool:
+    """Undo a swap that a crash interrupted: put the previous folder back at ``target``.
+
+    When ``target`` is missing and a crashed ``replace_dir`` left the previous folder aside
+    (``.<name>.old-<pid>-<random>``, its process gone), that folder is renamed back. Moved-aside
+    folders left beside an existing ``target`` are removed (the swap had finished).
+
+    Returns:
+        Whether a folder was put back.
+    """
+    aside = stale_siblings(target, "old")
+    restored = False
+    if aside and not os.path.lexists(target):
+        newest = aside.pop()
+        os.rename(newest, target)
+        log.warning(
+            "%s was missing after an interrupted save; restored the previous version from %s",
+            target,
+            newest.name,
+        )
+        restored = True
+    for path in aside:
+        remove_path(path)
+    return restored

@@ -25,7 +25,10 @@ from reprotrain.params import FitParams
 __all__ = [
     "MLP",
     "build_model",
+    "data_label_problem",
     "from_artifact",
+    "label_order_problem",
+    "model_labels",
     "model_from_spec",
     "model_spec",
     "pad_token_id",
@@ -43,8 +46,34 @@ _FROM_SPEC: dict[str, Callable[[dict[str, Any]], nn.Module]] = {
 
 
 def build_model(p: FitParams, train_set: pd.DataFrame) -> nn.Module:
-    """Build the model named by ``p.model.family`` (weights pretrained or initialised)."""
+    """Build the model named by ``p.model.family`` (weights pretrained or initialised).
+
+    Raises:
+        ValueError: The training table's label ids were made for another label order
+            (``data_label_problem``).
+    """
+    problem = data_label_problem(p.labels if p.task == "classification" else None, train_set)
+    if problem:
+        raise ValueError(problem)
     return _BUILDERS[p.model.family](p, train_set)
+
+
+def data_label_problem(configured: list[str] | None, table: pd.DataFrame) -> str | None:
+    """Describe how ``task.labels`` disagree with the labels a converted table's ids stand for.
+
+    The convert step records them in ``table.attrs["labels"]`` (tables converted before it
+    did are not checked). Returns ``None`` when they agree.
+    """
+    recorded = table.attrs.get("labels")
+    if configured is None or recorded is None or list(recorded) == list(configured):
+        return None
+    return (
+        f"task.labels {list(configured)} disagree with the labels {list(recorded)} the "
+        "converted data's label ids were made for (the convert step ran with another "
+        "task.labels): its ids would be read under the wrong class names. Rerun from convert on "
+        "(`kedro run --pipelines=train` or `dvc repro`), or restore the label order in "
+        "globals.yml (task.labels)."
+    )
 
 
 def model_spec(model: nn.Module) -> dict[str, Any]:
@@ -62,6 +91,56 @@ def model_from_spec(spec: dict[str, Any]) -> nn.Module:
     if family not in _FROM_SPEC:
         raise ValueError(f"unknown model family {family!r}; known: {sorted(_FROM_SPEC)}")
     return _FROM_SPEC[family](spec)
+
+
+def model_labels(model: nn.Module) -> list[str] | None:
+    """The class names a trained model records, in output order (``None``: it records none).
+
+    A transformer records them in its config (``id2label``, also what
+    ``transformers.pipeline`` reports); an MLP in its spec (``labels``; MLPs trained before
+    it did record none). Regression models have none.
+    """
+    config = getattr(model, "config", None)
+    if config is not None:
+        if getattr(config, "problem_type", None) == "regression":
+            return None
+        return [str(config.id2label[i]) for i in range(config.num_labels)]
+    labels = getattr(model, "spec", {}).get("labels")
+    return None if labels is None else [str(x) for x in labels]
+
+
+def label_order_problem(
+    configured: list[str] | None, recorded: list[str] | None, model_folder: str | None
+) -> str | None:
+    """Describe how the configured labels disagree with those a model was trained on.
+
+    Returns:
+        ``None`` when they agree (or the model records none), else one paragraph: the
+        labels at the positions that differ, the model folder, and what to do.
+    """
+    if recorded is None or configured is None or list(configured) == list(recorded):
+        return None
+    configured, recorded = list(configured), list(recorded)
+    if sorted(configured) == sorted(recorded):
+        moved = [
+            f"output {i}: trained as {r!r}, configured as {c!r}"
+            for i, (r, c) in enumerate(zip(recorded, configured, strict=True))
+            if r != c
+        ]
+        what = "the same labels in another order (" + "; ".join(moved) + ")"
+    else:
+        what = (
+            f"other labels (only in the model: {sorted(set(recorded) - set(configured))}, "
+            f"only configured: {sorted(set(configured) - set(recorded))})"
+        )
+    where = f" in {model_folder}" if model_folder else ""
+    return (
+        f"task.labels {configured} disagree with the model{where}, trained on labels "
+        f"{recorded}: {what}. Scores would be reported under the wrong class names. "
+        "Retrain (fit) from the convert step on, which maps names to ids (`kedro run "
+        "--pipelines=train` or `dvc repro`), or restore the label order in globals.yml "
+        "(task.labels)."
+    )
 
 
 def pad_token_id(model: nn.Module) -> int:

@@ -38,9 +38,10 @@ class MLP(nn.Module):
         dropout: float = 0.0,
         init: str = "kaiming",
         bins: int = 0,
+        labels: list[str] | None = None,
     ) -> None:
         super().__init__()
-        self.spec = {
+        self.spec: dict[str, Any] = {
             "feature_names": list(feature_names),
             "out_features": out_features,
             "hidden_sizes": list(hidden_sizes),
@@ -49,6 +50,10 @@ class MLP(nn.Module):
             "init": init,
             "bins": bins,
         }
+        if labels is not None:  # class names in output order: they travel with the weights
+            if len(labels) != out_features:
+                raise ValueError(f"{len(labels)} labels {labels} for {out_features} outputs")
+            self.spec["labels"] = list(labels)
         n = len(feature_names)
         self.register_buffer("mean", torch.zeros(n))
         self.register_buffer("std", torch.ones(n))
@@ -120,7 +125,8 @@ def build_mlp(p: FitParams, train_set: pd.DataFrame) -> MLP:
         raise ValueError("the training table has no feature columns for an MLP")
     out = 1 if p.task == "regression" else len(p.labels or [])
     m = p.model
-    model = MLP(names, out, m.hidden_sizes, m.activation, m.dropout, m.init, m.bins)
+    labels = None if p.task == "regression" else list(p.labels or [])
+    model = MLP(names, out, m.hidden_sizes, m.activation, m.dropout, m.init, m.bins, labels=labels)
     model.fit_scaling(train_set[names].to_numpy(dtype=np.float32))
     if p.task == "regression":
         model.fit_target_scaling(train_set["label"].to_numpy(dtype=np.float64))

@@ -113,7 +113,8 @@ def convert_table(
     Returns:
         A table with ``label`` (class index or float target), ``text`` and its ``input_ids``
         (text) or one float32 column per feature (tabular), and ``id`` / ``group`` when
-        present.
+        present. Classification: ``attrs["labels"]`` records which name each id stands for
+        (kept in the parquet file), so fit and evaluate can refuse a later reorder.
     """
     p = parse("convert", parameters, task)
     needed = ["label", *p.numeric_columns, *p.categories]
@@ -127,4 +128,6 @@ def convert_table(
     else:
         out = pd.concat([out, _features(cleaned, p)], axis=1)
     out["label"] = _label_ids(cleaned["label"], p)
+    if p.task == "classification":
+        out.attrs["labels"] = list(p.labels or [])
     return out

@@ -15,7 +15,12 @@ from torchmetrics.functional import mean_absolute_error, mean_squared_error
 
 from reprotrain.datasets import ModelArtifact
 from reprotrain.inference import predict_outputs, to_predictions
-from reprotrain.models import from_artifact
+from reprotrain.models import (
+    data_label_problem,
+    from_artifact,
+    label_order_problem,
+    model_labels,
+)
 from reprotrain.params import EvaluateParams, parse
 
 log = logging.getLogger(__name__)
@@ -23,28 +28,28 @@ log = logging.getLogger(__name__)
 CURVE_COLUMNS = ("train/loss", "val/loss", "train/acc", "val/acc", "train/f1", "val/f1")
 
 
-def model_labels(model: nn.Module) -> list[str] | None:
-    """The class names a model was built with (``None`` when it does not record them)."""
-    config = getattr(model, "config", None)
-    if config is not None and getattr(config, "problem_type", None) != "regression":
-        return [config.id2label[i] for i in range(config.num_labels)]
-    return None
-
-
-def check_labels(test_set: pd.DataFrame, model: nn.Module, p: EvaluateParams) -> None:
+def check_labels(
+    test_set: pd.DataFrame, model: nn.Module, p: EvaluateParams, model_folder: str | None = None
+) -> None:
     """Fail when the test set holds classes the model never saw, or the label lists differ.
 
+    The labels the model records (``reprotrain.models.model_labels``) must equal
+    ``task.labels`` in the same order: otherwise every score would be reported under the
+    wrong class name.
+
     Raises:
-        ValueError: Naming the ``label`` column, the unknown class ids and the known labels.
+        ValueError: Naming the ``label`` column, the unknown class ids and the known labels;
+            or the labels that differ from the model's, its folder and what to do.
     """
     if "label" not in test_set.columns:
         raise ValueError(f"test_set lacks the column 'label'; it has {list(test_set.columns)}")
     if p.task == "regression":
         return
     labels = list(p.labels or [])
-    known = model_labels(model)
-    if known is not None and known != labels:
-        raise ValueError(f"the model was trained on labels {known}, parameters say {labels}")
+    problem = label_order_problem(labels, model_labels(model), model_folder)
+    problem = problem or data_label_problem(labels, test_set)
+    if problem:
+        raise ValueError(problem)
     values = test_set["label"]
     unknown = sorted({v for v in values.dropna().tolist() if v not in range(len(labels))})
     if values.isna().any() or unknown:
@@ -69,7 +74,7 @@ def predict_test_set(
     """
     p = parse("evaluate", parameters, task)
     model = from_artifact(trained_model)
-    check_labels(test_set, model, p)
+    check_labels(test_set, model, p, trained_model.source)
     regression = p.task == "regression"
     outputs = predict_outputs(model, test_set, p.batch_size, regression=regression)
     preds = to_predictions(outputs, None if regression else list(p.labels or []))

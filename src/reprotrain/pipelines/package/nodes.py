@@ -8,9 +8,10 @@ from typing import Any
 import pandas as pd
 
 from reprotrain.datasets import ModelArtifact
-from reprotrain.models import from_artifact
+from reprotrain.models import from_artifact, label_order_problem, model_labels
 from reprotrain.packaging import (
     PackageDraft,
+    PackageError,
     collect_lineage,
     example_rows,
     in_memory_package,
@@ -93,10 +94,15 @@ def build_package(
     p = parse("package", package_parameters, task)
     fit = parse("fit", fit_parameters, task)
     convert = parse("convert", convert_parameters, task)
+    model = from_artifact(trained_model)
+    labels = list(fit.labels or []) if fit.task == "classification" else None
+    problem = label_order_problem(labels, model_labels(model), trained_model.source)
+    if problem:
+        raise PackageError(problem)
     package = in_memory_package(
-        from_artifact(trained_model),
+        model,
         task=fit.task,
-        labels=list(fit.labels) if fit.task == "classification" else None,
+        labels=labels,
         tokenizer=convert.tokenizer,
         max_length=convert.max_length,
         numeric_columns=convert.numeric_columns,

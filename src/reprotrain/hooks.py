@@ -82,7 +82,8 @@ class PredictionsPathHook:
 
     ``--params predictions=<path>`` takes any path, and the atomic save replaces whatever is
     there: the raw training table, the table being predicted, a file inside the model package.
-    This hook stops the run before any node, naming the path and the data it would replace.
+    This hook stops the run before any node, naming the path and the data it would replace,
+    in one paragraph and exit code 1 (as ``RawFileHook``: a wrong path, not a program error).
     Refused: the file of any other catalog dataset (``predict_input`` included), anything
     inside a catalog dataset's folder (the package, the trained model) or a folder holding
     one, the training run's checkpoint and log folders, and anything under ``data/01_raw``
@@ -91,7 +92,7 @@ class PredictionsPathHook:
 
     @hook_impl
     def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Any, catalog: Any) -> None:
-        """Raise ``ParameterError`` when ``predictions`` would overwrite something."""
+        """Stop with a short message (exit code 1) when ``predictions`` would overwrite data."""
         if "predictions" not in pipeline.all_outputs():
             return
         target = _location(catalog, "predictions")
@@ -101,8 +102,8 @@ class PredictionsPathHook:
         for what, other in _protected(catalog, project):
             if _overlaps(target, other):
                 shown = os.path.relpath(target) if "://" not in target else target
-                raise params.ParameterError(
-                    f"refusing to write predictions to {shown}: {_why(target, other, what)}. "
+                raise SystemExit(
+                    f"error: refusing to write predictions to {shown}: {_why(target, other, what)}. "
                     f"Nothing was written. Give a new file, e.g. --params predictions="
                     f"data/07_model_output/<name>.csv, or change the catalog's 'predictions'."
                 )
@@ -137,7 +138,8 @@ def _protected(catalog: Any, project: Path) -> list[tuple[str, str]]:
         else:
             found.append((f"catalog dataset '{name}'", path))
     try:
-        fit = params.with_task("fit", catalog.load("params:fit"), catalog.load("params:task"))
+        groups = [catalog.get(f"params:{g}").load() for g in ("fit", "task")]  # no log lines
+        fit = params.with_task("fit", *groups)
     except Exception:  # noqa: BLE001 - no fit group (an env without training): nothing to add
         fit = {}
     for key in ("checkpoint_dir", "best_checkpoint", "log_dir"):

@@ -110,6 +110,101 @@ class RawFileHook:
         )
 
 
+class PredictionsPathHook:
+    """Before a run that writes ``predictions``, refuse a path that would destroy data.
+
+    ``--params predictions=<path>`` takes any path, and the atomic save replaces whatever is
+    there: the raw training table, the table being predicted, a file inside the model package.
+    This hook stops the run before any node, naming the path and the data it would replace,
+    in one paragraph and exit code 1 (as ``RawFileHook``: a wrong path, not a program error).
+    Refused: the file of any other catalog dataset (``predict_input`` included), anything
+    inside a catalog dataset's folder (the package, the trained model) or a folder holding
+    one, the training run's checkpoint and log folders, and anything under ``data/01_raw``
+    (raw inputs, which no step writes).
+    """
+
+    @hook_impl
+    def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Any, catalog: Any) -> None:
+        """Stop with a short message (exit code 1) when ``predictions`` would overwrite data."""
+        if "predictions" not in pipeline.all_outputs():
+            return
+        target = _location(catalog, "predictions")
+        if target is None:
+            return
+        project = Path(run_params.get("project_path") or Path.cwd())
+        for what, other in _protected(catalog, project):
+            if _overlaps(target, other):
+                shown = os.path.relpath(target) if "://" not in target else target
+                raise SystemExit(
+                    f"error: refusing to write predictions to {shown}: {_why(target, other, what)}. "
+                    f"Nothing was written. Give a new file, e.g. --params predictions="
+                    f"data/07_model_output/<name>.csv, or change the catalog's 'predictions'."
+                )
+
+
+def _location(catalog: Any, name: str) -> str | None:
+    """The absolute local path (or ``protocol://path``) a catalog dataset reads or writes."""
+    try:
+        described = catalog.get(name)._describe()
+    except Exception:  # noqa: BLE001 - a dataset without a path (memory, params, custom)
+        return None
+    filepath = described.get("filepath") if isinstance(described, dict) else None
+    if filepath is None:
+        return None
+    protocol = described.get("protocol") or "file"
+    if protocol not in ("file", "local"):
+        return f"{protocol}://{filepath}"
+    return os.path.realpath(str(filepath))
+
+
+def _protected(catalog: Any, project: Path) -> list[tuple[str, str]]:
+    """``(description, path)`` of every file and folder that predictions must not touch."""
+    found = []
+    for name in catalog.keys():
+        if name == "predictions" or name.startswith("params:") or name == "parameters":
+            continue
+        path = _location(catalog, name)
+        if path is None:
+            continue
+        if name == "predict_input":
+            found.append(("the table being predicted (predict_input)", path))
+        else:
+            found.append((f"catalog dataset '{name}'", path))
+    try:
+        groups = [catalog.get(f"params:{g}").load() for g in ("fit", "task")]  # no log lines
+        fit = params.with_task("fit", *groups)
+    except Exception:  # noqa: BLE001 - no fit group (an env without training): nothing to add
+        fit = {}
+    for key in ("checkpoint_dir", "best_checkpoint", "log_dir"):
+        if fit.get(key):
+            found.append((f"the training run's fit.{key}", fit[key]))
+    found.append(("the raw inputs, which no step writes", str(project / "data" / "01_raw")))
+    return [(what, path if "://" in path else os.path.realpath(path)) for what, path in found]
+
+
+def _overlaps(target: str, other: str) -> bool:
+    """Whether ``target`` is ``other``, lies inside it, or holds it."""
+    if target == other or _inside(target, other) or _inside(other, target):
+        return True
+    try:
+        return os.path.samefile(target, other)  # a hard link, or a case-insensitive disk
+    except OSError:
+        return False
+
+
+def _inside(path: str, folder: str) -> bool:
+    return path.startswith(folder.rstrip("/") + "/")
+
+
+def _why(target: str, other: str, what: str) -> str:
+    shown = other if "://" in other else os.path.relpath(other)
+    if _inside(target, other):
+        return f"it lies inside {shown} ({what})"
+    if _inside(other, target):
+        return f"it is a folder holding {shown} ({what})"
+    return f"that file is {what}, which predict would overwrite"
+
+
 class NameInputsOnErrorHook:
     """When a node fails, log which files its inputs came from.
 

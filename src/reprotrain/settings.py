@@ -1,8 +1,13 @@
 """Project settings (see https://docs.kedro.org/en/stable/configure/configuration_basics/)."""
 
-from reprotrain.hooks import NameInputsOnErrorHook, RawFileHook, ValidateParametersHook
+from reprotrain.hooks import (
+    NameInputsOnErrorHook,
+    PredictionsPathHook,
+    RawFileHook,
+    ValidateParametersHook,
+)
 
-HOOKS = (ValidateParametersHook(), RawFileHook(), NameInputsOnErrorHook())
+HOOKS = (ValidateParametersHook(), RawFileHook(), PredictionsPathHook(), NameInputsOnErrorHook())
 
 CONFIG_LOADER_ARGS = {
     "base_env": "base",

@@ -11,6 +11,23 @@ from reprotrain.params import CleanParams, parse
 
 log = logging.getLogger(__name__)
 
+# pandas' default missing-value markers. The catalog reads the raw table literally (only an
+# empty cell is missing) so that a class named "NA" or a text "None" survives; in numeric and
+# categorical feature columns these strings still mean "missing", as pandas would read them.
+NA_STRINGS = frozenset(
+    ["", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN"]
+    + ["<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"]
+)
+SHOW_VALUES = 5  # unknown label values named in a warning
+UNKNOWN_IN_REPORT = 20  # ... and in the clean report
+
+
+def as_missing(values: pd.Series) -> pd.Series:
+    """``values`` with the strings in :data:`NA_STRINGS` (after stripping) as missing."""
+    if pd.api.types.is_numeric_dtype(values):
+        return values
+    return values.mask(values.astype("string").str.strip().isin(NA_STRINGS))
+
 
 class DataError(ValueError):
     """The input table cannot be used: a column is missing, or no usable row is left."""
@@ -28,9 +45,13 @@ def _require_columns(raw: pd.DataFrame, p: CleanParams) -> None:
 
 
 def _numeric(raw: pd.DataFrame, column: str) -> pd.Series:
-    """``column`` as float64; a value that is present but not a number is an error, not NaN."""
-    values = pd.to_numeric(raw[column], errors="coerce").astype("float64")
-    bad = raw[column][values.isna() & raw[column].notna()]
+    """``column`` as float64; a value that is present but not a number is an error, not NaN.
+
+    A missing-value marker such as ``NA`` or ``null`` (:data:`NA_STRINGS`) is missing.
+    """
+    present = as_missing(raw[column])
+    values = pd.to_numeric(present, errors="coerce").astype("float64")
+    bad = present[values.isna() & present.notna()]
     if len(bad):
         raise DataError(
             f"column '{column}' must be numeric but has {len(bad)} non-numeric value(s), "
@@ -51,11 +72,21 @@ def _labels(raw: pd.DataFrame, p: CleanParams) -> pd.Series:
         out[score < rule.threshold] = rule.below
         out[score > rule.threshold] = rule.above
         return out
-    return (
+    # read literally: "NA" is a class name; only an empty or blank cell is a missing label
+    labels = (
         col.astype("object")
         .where(col.notna(), pd.NA)
-        .map(lambda v: v if v is pd.NA else str(v).strip())
+        .map(lambda v: v if v is pd.NA else (str(v).strip() or pd.NA))
     )
+    if p.label_case == "insensitive":
+        folded = {_fold(label): label for label in p.labels or []}
+        labels = labels.map(lambda v: v if v is pd.NA else folded.get(_fold(v), v))
+    return labels
+
+
+def _fold(label: str) -> str:
+    """``label`` as ``label_case: insensitive`` compares it: case-folded, spaces collapsed."""
+    return " ".join(label.split()).casefold()
 
 
 def _standardise(raw: pd.DataFrame, p: CleanParams) -> pd.DataFrame:
@@ -75,21 +106,26 @@ def _standardise(raw: pd.DataFrame, p: CleanParams) -> pd.DataFrame:
         out[c] = _numeric(raw, c)
         if out[c].isna().all():
             raise DataError(f"numeric column '{c}' has no values: all {len(raw)} are missing")
-    for c in p.categorical_columns:
-        out[c] = raw[c].astype("string").str.strip()
+    for c in p.categorical_columns:  # "NA" here is a missing value, as in a numeric column
+        out[c] = as_missing(raw[c].astype("string").str.strip())
     out["label"] = _labels(raw, p)
     return out
 
 
-def _usable(out: pd.DataFrame, raw: pd.DataFrame, p: CleanParams) -> tuple[pd.Series, dict]:
-    """Which rows to keep, and how many were dropped for each reason (first reason wins)."""
+def _usable(
+    out: pd.DataFrame, raw: pd.DataFrame, p: CleanParams
+) -> tuple[pd.Series, dict, dict[str, int]]:
+    """Which rows to keep, how many were dropped for each reason (first reason wins), and
+    the label values outside ``labels`` with their counts, most frequent first."""
     removed: dict[str, int] = {}
     keep = pd.Series(True, index=out.index)
+    unknown: dict[str, int] = {}
 
-    def drop(reason: str, mask: pd.Series) -> None:
+    def drop(reason: str, mask: pd.Series) -> pd.Series:
         mask = mask.fillna(False).astype(bool) & keep
         removed[reason] = int(mask.sum())
         keep[mask] = False
+        return mask
 
     if p.label_from_score is not None:
         score = pd.to_numeric(raw[p.label_column], errors="coerce")
@@ -98,7 +134,9 @@ def _usable(out: pd.DataFrame, raw: pd.DataFrame, p: CleanParams) -> tuple[pd.Se
     else:
         drop("missing_label", out["label"].isna())
     if p.task == "classification":
-        drop("unknown_label", ~out["label"].isin(p.labels or []))
+        dropped = drop("unknown_label", ~out["label"].isin(p.labels or []))
+        counts = out["label"][dropped].astype(str).value_counts()
+        unknown = {str(v): int(n) for v, n in counts.items()}
     if p.text_column:
         drop("empty_text", out["text"].isna() | (out["text"] == ""))
     features = [*p.numeric_columns, *p.categorical_columns]
@@ -110,7 +148,7 @@ def _usable(out: pd.DataFrame, raw: pd.DataFrame, p: CleanParams) -> tuple[pd.Se
     if p.drop_duplicates:
         content = [c for c in out.columns if c not in ("id", "group")]
         drop("duplicate", out[content].duplicated(keep="first"))
-    return keep, removed
+    return keep, removed, unknown
 
 
 def clean_table(
@@ -139,7 +177,7 @@ def clean_table(
     if raw.empty:
         raise DataError("raw table has no rows")
     out = _standardise(raw, p)
-    keep, removed = _usable(out, raw, p)
+    keep, removed, unknown = _usable(out, raw, p)
     cleaned = out[keep].reset_index(drop=True)
     if cleaned.empty:
         raise DataError(f"no usable rows left after cleaning (removed: {removed})")
@@ -153,11 +191,39 @@ def clean_table(
             )
     missing = _missing_kept(cleaned, p)
     report = {"rows_in": len(raw), "rows_out": len(cleaned), "removed": removed}
+    if unknown:
+        report["unknown_labels"] = dict(list(unknown.items())[:UNKNOWN_IN_REPORT])
     if missing:
         report["missing_kept"] = missing
     log.info("clean: kept %d of %d rows; removed %s", len(cleaned), len(raw), removed)
+    _warn_about_unknown_labels(unknown, p)
     _warn_about_losses(report, p)
     return cleaned, report
+
+
+def _warn_about_unknown_labels(unknown: dict[str, int], p: CleanParams) -> None:
+    """Name the label values that were dropped as unknown, and say how to keep them."""
+    if not unknown:
+        return
+    shown = ", ".join(f"{v!r} ({n})" for v, n in list(unknown.items())[:SHOW_VALUES])
+    more = f" and {len(unknown) - SHOW_VALUES} other value(s)" if len(unknown) > SHOW_VALUES else ""
+    folded = {_fold(label) for label in p.labels or []}
+    near = [v for v in unknown if _fold(v) in folded]
+    hint = (
+        f"; {near[:SHOW_VALUES]} differ from a configured label only in case or spacing: "
+        f"set clean.label_case: insensitive to keep them"
+        if near
+        else "; add them to task.labels in globals.yml if they are classes"
+    )
+    log.warning(
+        "clean dropped %d row(s) whose label is not one of task.labels %s: %s%s%s",
+        sum(unknown.values()),
+        p.labels,
+        shown,
+        more,
+        hint,
+        extra={"markup": False},
+    )
 
 
 def _missing_kept(cleaned: pd.DataFrame, p: CleanParams) -> dict[str, int]:

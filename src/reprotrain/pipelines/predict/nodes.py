@@ -7,8 +7,10 @@ from typing import Any
 
 import pandas as pd
 
-from reprotrain.packaging import Package
+from reprotrain.inference import predict_rows
+from reprotrain.packaging import Package, PackageInputError
 from reprotrain.params import parse
+from reprotrain.pipelines.clean.nodes import as_missing
 
 log = logging.getLogger(__name__)
 
@@ -19,15 +21,44 @@ def predict_table(
     """Predict every row; return the input columns plus ``predicted_label`` and ``score``.
 
     Regression packages add ``prediction`` instead. The package was loaded (and its
-    manifest checked) by the catalog.
+    manifest checked) by the catalog. The table is read literally (a text "None" is a text);
+    in a tabular package's feature columns ``NA``, ``null``, ... are missing values, as in
+    the clean step. A long table logs its progress every ``log_every_s`` seconds.
 
     Raises:
-        PackageInputError: The table lacks a column the model needs (named in the message).
+        PackageInputError: The table lacks a column the model needs, or already has a column
+            named like one that predict adds (both named in the message).
     """
     p = parse("predict", parameters)
-    preds = model_package.predict(predict_input, batch_size=p.batch_size, text_column=p.text_column)
+    added = ["predicted_label", "score"] if model_package.labels is not None else ["prediction"]
+    _refuse_taken_names(predict_input, added)
+    preds = predict_rows(
+        model_package,
+        _features_as_clean_reads_them(model_package, predict_input),
+        batch_size=p.batch_size,
+        text_column=p.text_column,
+        every_s=p.log_every_s,
+    )
     if "label" in preds.columns:
         preds = preds[["label", "score"]].rename(columns={"label": "predicted_label"})
     out = pd.concat([predict_input.reset_index(drop=True), preds], axis=1)
     log.info("predict: %d rows", len(out))
     return out
+
+
+def _refuse_taken_names(table: pd.DataFrame, added: list[str]) -> None:
+    """Fail when the input already has a column that predict adds (a former output, say)."""
+    taken = [c for c in added if c in table.columns]
+    if taken:
+        raise PackageInputError(
+            f"the table to predict already has the column(s) {taken} that predict adds to "
+            f"its output; the output would hold two columns of that name. Rename or drop "
+            f"them in the input (a former predictions file: keep only the input columns)."
+        )
+
+
+def _features_as_clean_reads_them(package: Package, table: pd.DataFrame) -> pd.DataFrame:
+    """The table with ``NA``, ``null``, ... in a tabular package's feature columns missing."""
+    columns = [*getattr(package, "numeric_columns", []), *getattr(package, "categories", {})]
+    present = [c for c in columns if c in table.columns]
+    return table.assign(**{c: as_missing(table[c]) for c in present}) if present else table

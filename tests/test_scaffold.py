@@ -111,6 +111,22 @@ def test_tabular_task_with_categoricals_missing_values_and_an_id():
     assert r["owner_id"].role == "ignored" and "identifier" in r["owner_id"].reason
 
 
+def test_a_class_named_NA_is_a_class_and_NA_features_are_missing(tmp_path):
+    """Read as the catalog reads raw_table: labels literally, NA in a feature is missing."""
+    frame = birds(60)
+    frame["kind"] = frame["kind"].replace({"Chinstrap": "NA"})
+    frame["bill"] = frame["bill"].astype(object)
+    frame.loc[5, "bill"] = "NA"
+    frame.loc[6, "site"] = "null"
+    path = tmp_path / "birds.csv"
+    frame.to_csv(path, index=False)
+    plan = plan_of(scaffold.read_table(path), "kind")
+    assert plan.labels == ["Adelie", "Gentoo", "NA"]
+    assert "bill" in plan.numeric_columns
+    assert plan.categories["site"] == ["central", "east", "west"]
+    assert plan.missing["bill"] == 2 and plan.missing["site"] == 1
+
+
 def test_complete_rows_drop_and_an_integer_sequence_is_an_id():
     frame = birds().dropna().drop(columns="bird_id").reset_index(drop=True)
     frame.insert(0, "n", range(1, len(frame) + 1))
@@ -265,7 +281,11 @@ def test_main_writes_a_complete_env_that_kedro_loads_and_validates(project, caps
     assert package["describes"] == package["name"] == "birds"
     assert package["intended_use"].startswith("Classifies a row into Adelie, Chinstrap, Gentoo")
     assert package["limitations"].startswith("Trained on 150 rows of data/01_raw/birds.csv;")
-    assert load_parameters("predict", conf, "birds") == {"text_column": None, "batch_size": 256}
+    assert load_parameters("predict", conf, "birds") == {
+        "text_column": None,
+        "batch_size": 256,
+        "log_every_s": 30,
+    }
     assert not [p for p in conf.iterdir() if p.name.startswith(".")]  # no temporary folder left
 
 
@@ -283,7 +303,11 @@ def test_a_text_env_takes_the_checkpoint_from_conf_base(project, capsys):
     )
     assert "parameters_fit.yml" not in env_files(project, "mail")  # conf/base's transformer
     assert load_parameters("convert", conf, "mail")["batch_size"] == 1000
-    assert load_parameters("predict", conf, "mail") == {"text_column": "message", "batch_size": 64}
+    assert load_parameters("predict", conf, "mail") == {
+        "text_column": "message",
+        "batch_size": 64,
+        "log_every_s": 30,
+    }
     assert load_parameters("package", conf, "mail")["intended_use"] == (
         "Classifies the text column 'message' into ham, promo, spam."
     )

@@ -16,6 +16,21 @@ log = logging.getLogger(__name__)
 # the text (kept beside its token ids for the text baseline and for reading predictions).
 NON_FEATURES = ("label", "id", "group", "input_ids", "text")
 
+# Cells that mean "missing" in a numeric or categorical feature (pandas' default NA strings).
+# Labels and texts are read literally (a class named "NA" is data): see the catalog's
+# load_args of raw_table and predict_input.
+NA_STRINGS = frozenset(
+    ["", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN"]
+    + ["<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"]
+)
+
+
+def as_missing(values: pd.Series) -> pd.Series:
+    """``values`` with the strings in :data:`NA_STRINGS` (after stripping) as missing."""
+    if pd.api.types.is_numeric_dtype(values):
+        return values
+    return values.mask(values.astype("string").str.strip().isin(NA_STRINGS))
+
 
 def feature_columns(table: pd.DataFrame) -> list[str]:
     """The numeric feature columns of a converted table, in order."""

@@ -32,6 +32,8 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from reprotrain.features import as_missing
+
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 RESERVED_ENVS = ("base", "local")  # the project's own configuration, and the user's secrets
 FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
@@ -137,7 +139,12 @@ def project_relative(path: str, root: Path) -> str:
 
 
 def read_table(path: Path) -> pd.DataFrame:
-    """The file as Kedro's pandas datasets read it (default load arguments)."""
+    """The file as the catalog's ``raw_table`` reads it, numbers parsed as the clean step does.
+
+    Cells are read literally (a class named ``NA`` is a class); a column whose values are all
+    numbers or missing-value markers (``NA``, ``null``, ...) becomes numeric, as clean reads
+    numeric features.
+    """
     if not path.is_file():
         raise ScaffoldError(f"no file {path}: which file did you mean?")
     file_format = FORMATS.get(path.suffix.lower())
@@ -147,7 +154,11 @@ def read_table(path: Path) -> pd.DataFrame:
             f".parquet)"
         )
     try:
-        frame = pd.read_csv(path) if file_format == "csv" else pd.read_parquet(path)
+        frame = (
+            pd.read_csv(path, keep_default_na=False, na_values=[""])
+            if file_format == "csv"
+            else pd.read_parquet(path)
+        )
     except pd.errors.EmptyDataError:
         raise ScaffoldError(
             f"{path.name} is empty (no header, no rows): is it the right file?"
@@ -166,6 +177,12 @@ def read_table(path: Path) -> pd.DataFrame:
         raise ScaffoldError(
             f"{path.name} has column names that are not text: {list(frame.columns)}"
         )
+    for c in frame.columns:
+        if not pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c]):
+            marked = as_missing(frame[c])
+            numbers = pd.to_numeric(marked, errors="coerce")
+            if marked.notna().any() and numbers.notna().sum() == marked.notna().sum():
+                frame[c] = numbers
     return frame
 
 
@@ -441,7 +458,8 @@ def infer_plan(
             f"model read? (--text for a text column)"
         )
     features = [chosen_text] if chosen_text else [*numeric, *categorical]
-    missing = {c: int(frame[c].isna().sum()) for c in features if frame[c].isna().any()}
+    absent = {c: int(as_missing(frame[c]).isna().sum()) for c in features}
+    missing = {c: n for c, n in absent.items() if n}
     if chosen_text:
         policy = "drop"  # the only feature is the text: clean drops a row without one
     else:
@@ -469,7 +487,7 @@ def infer_plan(
         labelled_rows=labelled,
         text_column=chosen_text,
         numeric_columns=numeric,
-        categories={c: sorted(set(as_clean_strings(frame[c]))) for c in categorical},
+        categories={c: sorted(set(as_clean_strings(as_missing(frame[c])))) for c in categorical},
         id_column=chosen_id,
         roles=[Role(label, "label", why), *roles.values()],
         missing=missing,

@@ -7,6 +7,7 @@ from typing import Any
 
 import pandas as pd
 
+from reprotrain.features import as_missing
 from reprotrain.params import CleanParams, parse
 
 log = logging.getLogger(__name__)
@@ -14,19 +15,8 @@ log = logging.getLogger(__name__)
 # pandas' default missing-value markers. The catalog reads the raw table literally (only an
 # empty cell is missing) so that a class named "NA" or a text "None" survives; in numeric and
 # categorical feature columns these strings still mean "missing", as pandas would read them.
-NA_STRINGS = frozenset(
-    ["", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN"]
-    + ["<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"]
-)
 SHOW_VALUES = 5  # unknown label values named in a warning
 UNKNOWN_IN_REPORT = 20  # ... and in the clean report
-
-
-def as_missing(values: pd.Series) -> pd.Series:
-    """``values`` with the strings in :data:`NA_STRINGS` (after stripping) as missing."""
-    if pd.api.types.is_numeric_dtype(values):
-        return values
-    return values.mask(values.astype("string").str.strip().isin(NA_STRINGS))
 
 
 class DataError(ValueError):
@@ -47,7 +37,7 @@ def _require_columns(raw: pd.DataFrame, p: CleanParams) -> None:
 def _numeric(raw: pd.DataFrame, column: str) -> pd.Series:
     """``column`` as float64; a value that is present but not a number is an error, not NaN.
 
-    A missing-value marker such as ``NA`` or ``null`` (:data:`NA_STRINGS`) is missing.
+    A missing-value marker such as ``NA`` or ``null`` (:data:`reprotrain.features.NA_STRINGS`) is missing.
     """
     present = as_missing(raw[column])
     values = pd.to_numeric(present, errors="coerce").astype("float64")

@@ -7,10 +7,10 @@ from typing import Any
 
 import pandas as pd
 
+from reprotrain.features import as_missing
 from reprotrain.inference import predict_rows
 from reprotrain.packaging import Package, PackageInputError
 from reprotrain.params import parse
-from reprotrain.pipelines.clean.nodes import as_missing
 
 log = logging.getLogger(__name__)
 

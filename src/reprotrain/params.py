@@ -225,7 +225,7 @@ class TrainerParams(_Params):
     # Resume state (checkpoint_dir/last.ckpt) is also saved every this many minutes of
     # training, not only at validations, so that a crash mid-epoch loses at most that much.
     # null: only at validations. Saving consumes no randomness: the weights do not change.
-    checkpoint_every_minutes: float | None = Field(10.0, gt=0)
+    checkpoint_every_minutes: float | None = Field(5.0, gt=0)
     # ... or every this many optimiser steps instead (exclusive with the above).
     checkpoint_every_n_steps: int | None = Field(None, ge=1)
 

@@ -113,7 +113,8 @@ def resume_loader(loader: Any, checkpoint: dict[str, Any]) -> None:
 
     Lightning would do this itself, but ``configure_optimizers`` reads
     ``estimated_stepping_batches``, which sets the loader up before Lightning restores the
-    loops' state, and Lightning then never hands the saved state back (lightning 2.6).
+    loops' state, and Lightning then never hands the saved state back (lightning 2.6;
+    Lightning-AI/pytorch-lightning#20550, open).
     """
     loops = checkpoint.get("loops", {}).get("fit_loop", {}).get("state_dict", {})
     states = loops.get("combined_loader") or []

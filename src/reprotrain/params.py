@@ -15,10 +15,18 @@ steps stay cheap.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 
 class ParameterError(ValueError):
@@ -26,7 +34,9 @@ class ParameterError(ValueError):
 
 
 class _Params(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # allow_inf_nan=False: `.inf` or `.nan` in any number (a learning rate, say) is rejected
+    # here, instead of training a model to all-NaN weights
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 # ---------------------------------------------------------------------------------------- task
@@ -213,8 +223,10 @@ class TrainerParams(_Params):
     # when validation stops improving; fit.budget adds a wall-clock limit.
     max_epochs: int = Field(10, ge=1)
     min_steps: int = Field(300, ge=0)
-    max_steps: int = Field(-1, ge=-1)
-    val_check_interval: Literal["auto"] | float | int = Field("auto")
+    # -1 (or null): no step cap; 0 would save an untrained model and is rejected
+    max_steps: int | None = Field(-1, ge=-1)
+    # "auto", a fraction of an epoch (0 < x <= 1), or a whole number of batches (> 1)
+    val_check_interval: Literal["auto"] | int | float = Field("auto")
     accumulate_grad_batches: int = Field(1, ge=1)
     gradient_clip_val: float | None = Field(None, gt=0)
     early_stopping: EarlyStoppingParams | None = EarlyStoppingParams()
@@ -225,6 +237,33 @@ class TrainerParams(_Params):
     # Multi-device runs (devices * num_nodes > 1) go through reprotrain.training.launcher.
     launcher: Literal["torchrun", "srun"] = "torchrun"
     rdzv_endpoint: str | None = None
+    # Resume state (checkpoint_dir/last.ckpt) is also saved every this many minutes of
+    # training, not only at validations, so that a crash mid-epoch loses at most that much.
+    # null: only at validations. Saving consumes no randomness: the weights do not change.
+    checkpoint_every_minutes: float | None = Field(5.0, gt=0)
+    # ... or every this many optimiser steps instead (exclusive with the above).
+    checkpoint_every_n_steps: int | None = Field(None, ge=1)
+
+    @field_validator("max_steps", mode="after")
+    @classmethod
+    def _no_zero_steps(cls, value: int | None) -> int:
+        if value == 0:
+            raise ValueError("0 steps would save an untrained model; use -1 (or null) for no cap")
+        return -1 if value is None else value
+
+    @field_validator("val_check_interval", mode="before")
+    @classmethod
+    def _interval_kind(cls, value: Any) -> Any:
+        if isinstance(value, bool) or (isinstance(value, float) and not math.isfinite(value)):
+            raise ValueError("must be 'auto', a fraction of an epoch or a number of batches")
+        if isinstance(value, float) and value > 1:
+            if not value.is_integer():
+                raise ValueError(
+                    f"{value:g} is neither a fraction of an epoch (0 < x <= 1) nor a whole "
+                    "number of batches"
+                )
+            return int(value)
+        return value
 
     @model_validator(mode="after")
     def _check_strategy(self) -> TrainerParams:
@@ -236,6 +275,11 @@ class TrainerParams(_Params):
             )
         if isinstance(self.val_check_interval, (int, float)) and self.val_check_interval <= 0:
             raise ValueError("'val_check_interval' must be 'auto' or a positive number")
+        if self.checkpoint_every_minutes is not None and self.checkpoint_every_n_steps is not None:
+            raise ValueError(
+                "set one of 'checkpoint_every_minutes' and 'checkpoint_every_n_steps' "
+                "(the other null)"
+            )
         return self
 
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from lightning.pytorch.callbacks import EarlyStopping
 from lightning.pytorch.callbacks.early_stopping import EarlyStoppingReason
 
-from reprotrain.params import FitParams
+from reprotrain.params import FitParams, ParameterError
 
 # A validation row costs about a third of a training row (forward pass only); validating
 # every interval of at least n_val / (VAL_SHARE * 3 * batch) batches keeps validation at
@@ -92,7 +92,13 @@ def plan_training(
     elif isinstance(t.val_check_interval, float) and t.val_check_interval <= 1.0:
         interval = t.val_check_interval
     else:
-        interval = min(batches, int(t.val_check_interval))
+        interval = int(t.val_check_interval)
+        if interval > batches:
+            raise ParameterError(
+                f"fit.trainer.val_check_interval is {interval} batches, but an epoch has only "
+                f"{batches} batches (per device) here: give at most {batches}, a fraction of an "
+                "epoch (0 < x <= 1), or 'auto'"
+            )
     if isinstance(interval, int) and interval >= batches:
         interval = 1.0  # once an epoch, at its end: Lightning's own schedule
     monitor, mode = monitor_of(p, has_val)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -95,10 +96,17 @@ class GroupedBatchSampler:
         self.rank = rank
         self.world_size = world_size
         self.epoch = 0
+        self._skip: tuple[int, int] | None = None  # (epoch, batches already trained on)
 
     def set_epoch(self, epoch: int) -> None:
         """Use a different (still seeded) order for each epoch."""
         self.epoch = epoch
+
+    def resume_at(self, epoch: int, batches_done: int) -> None:
+        """Continue epoch ``epoch`` after its first ``batches_done`` batches (a resumed run)."""
+        self.epoch = epoch
+        # a complete epoch (an end-of-epoch checkpoint): the next one starts at its beginning
+        self._skip = (epoch, batches_done) if 0 < batches_done < len(self) else None
 
     def _global_batches(self) -> list[np.ndarray]:
         n = len(self.lengths)
@@ -127,7 +135,16 @@ class GroupedBatchSampler:
         return batches
 
     def __iter__(self) -> Iterator[list[int]]:
-        return (b.tolist() for b in self._global_batches())
+        # A generator: the order is drawn at the first batch, after Lightning's set_epoch.
+        batches = self._global_batches()
+        if self._skip is not None and self._skip[0] == self.epoch:
+            batches = batches[self._skip[1] :]
+        for i, batch in enumerate(batches):
+            if i == len(batches) - 1:
+                # The resumed epoch ends with its last batch (Lightning stops asking then), not
+                # at the first: it may draw a batch from one iterator, then start another.
+                self._skip = None
+            yield batch.tolist()
 
     def __len__(self) -> int:
         n = len(self.lengths)
@@ -136,6 +153,29 @@ class GroupedBatchSampler:
             return (rows + self.batch_size - 1) // self.batch_size
         step = self.batch_size * self.world_size
         return n // step + (n % step >= self.world_size)
+
+
+class ResumableLoader(DataLoader):
+    """A training DataLoader that Lightning can resume mid-epoch.
+
+    Lightning 2.x restores its loop counters from a mid-epoch checkpoint but restarts the
+    loader at the epoch's first batch, unless the loader has ``state_dict`` /
+    ``load_state_dict``: then it saves the loader's state in the checkpoint and hands it back
+    on resume. The state is the epoch and the number of its batches trained on (Lightning's
+    count, read through ``progress``, set by the trainer); the sampler then skips those
+    batches of the same seeded order, so a resumed run sees what an uninterrupted one would.
+    """
+
+    progress: Callable[[], int] | None = None
+
+    def state_dict(self) -> dict[str, Any]:
+        """The epoch and the number of its batches already trained on."""
+        done = self.progress() if self.progress is not None else 0
+        return {"epoch": self.batch_sampler.epoch, "batches_done": int(done)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue after the batches a checkpoint says were trained on."""
+        self.batch_sampler.resume_at(int(state["epoch"]), int(state["batches_done"]))
 
 
 def make_loader(
@@ -162,7 +202,7 @@ def make_loader(
         rank=rank,
         world_size=world_size,
     )
-    return DataLoader(
+    return (ResumableLoader if train else DataLoader)(
         dataset,
         batch_sampler=sampler,
         collate_fn=Collator(pad_token_id),

@@ -13,6 +13,10 @@ from torch import nn
 from reprotrain.params import OptimizerParams, ScheduleParams
 
 
+class TrainingDivergedError(FloatingPointError):
+    """The training loss became infinite or NaN: the weights are no longer usable."""
+
+
 def _no_decay(name: str, param: nn.Parameter) -> bool:
     """Biases, norms and other 1-d parameters get neither weight decay nor L1."""
     return param.ndim < 2 or "norm" in name.lower() or name.endswith(".bias")
@@ -112,11 +116,28 @@ class TrainingSystem(L.LightningModule):
         loss, logits = self._step(batch)
         if self.opt.l1 > 0:
             loss = loss + self.opt.l1 * self.l1_penalty()
+        if not torch.isfinite(loss):  # before backward: nothing of this step is applied
+            self._diverged(float(loss))
         self.train_metrics.update(self._targets(logits.detach()), batch["labels"])
         n = len(batch["labels"])
         self.log("train/loss", loss, prog_bar=True, batch_size=n)
         self.log_dict(self.train_metrics, on_step=False, on_epoch=True, batch_size=n)
         return loss
+
+    def _diverged(self, loss: float) -> None:
+        clip = self.trainer.gradient_clip_val
+        raise TrainingDivergedError(
+            f"training diverged: the training loss is {loss} at optimiser step "
+            f"{self.trainer.global_step} (epoch {self.trainer.current_epoch + 1}); training "
+            f"stopped and no trained model was saved. Lower fit.optimizer.lr (it is "
+            f"{self.opt.lr:g}), "
+            + (
+                f"clip gradients harder (fit.trainer.gradient_clip_val is {clip:g}), "
+                if clip
+                else "enable gradient clipping (fit.trainer.gradient_clip_val: 1.0), "
+            )
+            + "or check the training data for extreme or missing values."
+        )
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         """Logs ``val/loss`` and the validation metrics."""
@@ -155,10 +176,41 @@ class TrainingSystem(L.LightningModule):
         }
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Store the torch RNG state, so a resumed run draws what an uninterrupted one would."""
+        """Store the torch RNG state, so a resumed run draws what an uninterrupted one would.
+
+        Making a loader iterator draws from it. After an end-of-epoch checkpoint, the
+        uninterrupted run makes the next epoch's iterator after the save, as the resumed run
+        does after the restore; within an epoch (a mid-epoch checkpoint), the uninterrupted
+        run's iterator already exists, so the state is restored after the resumed run has
+        made its own (at ``on_train_start``).
+        """
         checkpoint["torch_rng_state"] = torch.get_rng_state()
+        trainer = self._trainer
+        if trainer is not None and trainer.training:
+            done = trainer.fit_loop.epoch_loop.batch_progress.current.processed
+            checkpoint["mid_epoch"] = 0 < done < trainer.num_training_batches
+        # the epoch's training metrics so far (torchmetrics keeps them out of state_dict)
+        checkpoint["train_metric_states"] = {
+            name: {**metric.metric_state, "_update_count": metric._update_count}
+            for name, metric in self.train_metrics.items(keep_base=True)
+        }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Restore the torch RNG state saved with the checkpoint."""
-        if "torch_rng_state" in checkpoint:
+        """Restore the torch RNG state saved with the checkpoint (see ``on_save_checkpoint``)."""
+        for name, state in checkpoint.get("train_metric_states", {}).items():
+            metric = self.train_metrics[name]
+            for key, value in state.items():
+                setattr(metric, key, value)
+        if "torch_rng_state" not in checkpoint:
+            return
+        if checkpoint.get("mid_epoch"):
+            self._rng_at_train_start = checkpoint["torch_rng_state"]
+        else:
             torch.set_rng_state(checkpoint["torch_rng_state"])
+
+    def on_train_start(self) -> None:
+        """Restore a mid-epoch checkpoint's RNG state, now that the loader iterator exists."""
+        state = getattr(self, "_rng_at_train_start", None)
+        if state is not None:
+            torch.set_rng_state(state)
+            self._rng_at_train_start = None

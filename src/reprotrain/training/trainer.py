@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import warnings
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ from torch import nn
 from reprotrain.models import pad_token_id
 from reprotrain.params import FitParams, TrainerParams
 from reprotrain.training.budget import FloorEarlyStopping, TrainingPlan, plan_training
-from reprotrain.training.data import make_loader
+from reprotrain.training.data import ResumableLoader, make_loader
 from reprotrain.training.progress import ProgressLog, on_a_terminal
 from reprotrain.training.system import TrainingSystem
 
@@ -34,6 +35,9 @@ warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)",
 
 BEST = "best"
 LAST = "last"
+# The CSV logger's file, and the rows of earlier runs that a resumed run continues
+METRICS = "metrics.csv"
+EARLIER = "metrics_before_resume.csv"
 
 
 def resolve_precision(p: TrainerParams) -> str:
@@ -75,22 +79,47 @@ def last_checkpoint(checkpoint_dir: str | Path) -> Path | None:
     return path if path.is_file() else None
 
 
-def check_checkpoint(path: str | Path) -> None:
+def check_checkpoint(path: str | Path) -> dict[str, Any]:
     """Fail clearly when the checkpoint to resume from cannot be read (truncated, corrupt).
 
-    The file is opened memory-mapped with ``weights_only=True``: nothing is unpickled, and
-    the tensors are not read into memory.
+    The file is opened memory-mapped with ``weights_only=True``: nothing is unpickled but
+    tensors and plain containers (a booby-trapped pickle is refused), and the tensors are not
+    read into memory. Anything that is not a Lightning checkpoint (no ``state_dict``) is
+    refused too.
+
+    Returns:
+        The checkpoint (tensors memory-mapped).
 
     Raises:
         ValueError: Naming the file, with what to do about it.
     """
     try:
-        torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception as err:  # noqa: BLE001 - torch raises many types for a damaged file
         raise ValueError(
             f"cannot resume from {path}: the checkpoint is truncated or corrupt ({err}); "
             "delete it, or set fit.resume: false to start afresh"
         ) from err
+    if not isinstance(state, dict) or not isinstance(state.get("state_dict"), dict):
+        raise ValueError(
+            f"cannot resume from {path}: it is not a Lightning checkpoint (no 'state_dict'); "
+            "delete it, or set fit.resume: false to start afresh"
+        )
+    return state
+
+
+def resume_loader(loader: Any, checkpoint: dict[str, Any]) -> None:
+    """Hand the training loader its saved position (mid-epoch checkpoints).
+
+    Lightning would do this itself, but ``configure_optimizers`` reads
+    ``estimated_stepping_batches``, which sets the loader up before Lightning restores the
+    loops' state, and Lightning then never hands the saved state back (lightning 2.6;
+    Lightning-AI/pytorch-lightning#20550, open).
+    """
+    loops = checkpoint.get("loops", {}).get("fit_loop", {}).get("state_dict", {})
+    states = loops.get("combined_loader") or []
+    if states and isinstance(loader, ResumableLoader):
+        loader.load_state_dict(states[0])
 
 
 def build_trainer(
@@ -129,7 +158,22 @@ def build_trainer(
     last = ModelCheckpoint(
         dirpath=p.checkpoint_dir, filename=LAST, save_top_k=1, enable_version_counter=False
     )
-    cbs: list[Callback] = [best, last, *(callbacks or [])]
+    cbs: list[Callback] = [best, last]
+    if t.checkpoint_every_minutes or t.checkpoint_every_n_steps:
+        # resume state within long epochs too (a crash loses at most one interval)
+        every = t.checkpoint_every_minutes
+        cbs.append(
+            ModelCheckpoint(
+                dirpath=p.checkpoint_dir,
+                filename=LAST,
+                save_top_k=1,
+                enable_version_counter=False,
+                every_n_train_steps=t.checkpoint_every_n_steps,
+                train_time_interval=timedelta(minutes=every) if every else None,
+            )
+        )
+    cbs.append(FreshStart(p))
+    cbs.extend(callbacks or [])
     terminal = on_a_terminal()
     if not terminal:  # a log file: progress as periodic lines instead of a bar
         cbs.append(ProgressLog())
@@ -165,10 +209,34 @@ def build_trainer(
         enable_model_summary=False,
         num_sanity_val_steps=0,
         use_distributed_sampler=False,
-        logger=CSVLogger(save_dir=p.log_dir, name="", version=""),
+        # every row is written as it is logged: a killed run's history is on disk up to the
+        # moment it died, and a resumed run continues it (carry_history)
+        logger=CSVLogger(save_dir=p.log_dir, name="", version="", flush_logs_every_n_steps=1),
         callbacks=cbs,
         default_root_dir=p.checkpoint_dir,
     )
+
+
+class FreshStart(Callback):
+    """On a fresh run, remove the previous run's checkpoints once training has started.
+
+    Not earlier: a setting that Lightning rejects while it sets up must leave the previous
+    run's checkpoints (and its resume state) as they were.
+    """
+
+    def __init__(self, p: FitParams) -> None:
+        self.files = (
+            []
+            if p.resume
+            else [Path(p.checkpoint_dir, f"{n}.ckpt") for n in (BEST, LAST)]
+            + [Path(p.log_dir, EARLIER)]
+        )
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Delete the previous run's ``best.ckpt``, ``last.ckpt`` and carried history."""
+        if trainer.is_global_zero:
+            for path in self.files:
+                path.unlink(missing_ok=True)
 
 
 def stop_reason(trainer: L.Trainer, best: ModelCheckpoint, p: FitParams, plan: TrainingPlan) -> str:
@@ -198,12 +266,57 @@ def class_weights(train_set: pd.DataFrame, num_labels: int) -> list[float]:
     return [n / (k * c) if c else 1.0 for c in counts.tolist()]
 
 
-def read_history(log_dir: str | Path) -> pd.DataFrame:
-    """The metrics the CSV logger wrote, one row per logging step."""
-    path = Path(log_dir) / "metrics.csv"
-    if not path.is_file():
+def _read_csv(path: Path) -> pd.DataFrame:
+    if not path.is_file() or path.stat().st_size == 0:
         return pd.DataFrame(columns=["epoch", "step"])
     return pd.read_csv(path)
+
+
+def _merge_rows(earlier: pd.DataFrame, later: pd.DataFrame) -> pd.DataFrame:
+    """``earlier`` then ``later``, less the rows of ``earlier`` that ``later`` logs again.
+
+    A row is identified by its step and which metrics it holds (a step can have a training
+    row, a validation row and an end-of-epoch row).
+    """
+
+    def keys(frame: pd.DataFrame) -> pd.Series:
+        present = frame.drop(columns=["epoch", "step"], errors="ignore").notna()
+        return (
+            frame["step"].astype(str)
+            + ":"
+            + present.apply(lambda row: ",".join(row.index[row]), axis=1)
+        )
+
+    if earlier.empty:
+        return later.reset_index(drop=True)
+    if later.empty:
+        return earlier.reset_index(drop=True)
+    again = keys(earlier).isin(set(keys(later)))
+    return pd.concat([earlier[~again], later], ignore_index=True)
+
+
+def read_history(log_dir: str | Path) -> pd.DataFrame:
+    """The metrics the CSV logger wrote, one row per logging step (earlier runs' first)."""
+    rows = _merge_rows(_read_csv(Path(log_dir) / EARLIER), _read_csv(Path(log_dir) / METRICS))
+    if not rows.empty:  # the columns in the CSV logger's order (sorted), whatever was merged
+        rows = rows[sorted(rows.columns)].astype({"step": "int64"})
+    return rows
+
+
+def carry_history(log_dir: str | Path, step: int) -> None:
+    """Before resuming at ``step``: keep the history logged up to it, for the resumed run.
+
+    The CSV logger starts its file afresh; the rows of the interrupted run(s) up to the
+    checkpoint's step are kept beside it (the steps after it are trained, and logged, again).
+    """
+    rows = read_history(log_dir)
+    kept = rows[rows["step"] <= step] if not rows.empty else rows
+    target = Path(log_dir) / EARLIER
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp")
+    kept.to_csv(tmp, index=False)
+    os.replace(tmp, target)
+    Path(log_dir, METRICS).unlink(missing_ok=True)
 
 
 def load_best_weights(system: TrainingSystem, checkpoint: ModelCheckpoint) -> None:
@@ -211,8 +324,15 @@ def load_best_weights(system: TrainingSystem, checkpoint: ModelCheckpoint) -> No
     best = checkpoint.best_model_path
     if best and Path(best).is_file():
         # mmap: only the weights are read into memory, not the optimiser state beside them
-        state = torch.load(best, map_location="cpu", weights_only=True, mmap=True)["state_dict"]
-        system.load_state_dict(state)
+        try:
+            state = torch.load(best, map_location="cpu", weights_only=True, mmap=True)
+            system.load_state_dict(state["state_dict"])
+        except Exception as err:  # noqa: BLE001 - a damaged or foreign file, named below
+            raise ValueError(
+                f"cannot load the best checkpoint {best}: it is not a readable checkpoint of "
+                f"this model ({type(err).__name__}: {err}); something else wrote it during "
+                "training. Delete it and train afresh (fit.resume: false)"
+            ) from err
         log.info(
             "loaded best weights from %s (%s=%.4f)",
             best,
@@ -325,19 +445,26 @@ def fit(
     if rank == 0:
         log.info("fit: %s", plan.describe())
     trainer = build_trainer(p, plan, callbacks=callbacks, world_size=world_size)
+    if isinstance(train_loader, ResumableLoader):
+        # the batches of this epoch trained on, as Lightning counts them (saved with each
+        # checkpoint, so that a resumed run skips exactly those)
+        loop = trainer.fit_loop.epoch_loop
+        train_loader.progress = lambda: loop.batch_progress.current.processed
     resume_from = last_checkpoint(p.checkpoint_dir) if p.resume else None
     if resume_from is not None:
-        check_checkpoint(resume_from)
+        state = check_checkpoint(resume_from)
+        step = int(state.get("global_step", 0))
+        resume_loader(train_loader, state)
+        best_so_far = Path(p.checkpoint_dir, f"{BEST}.ckpt")
+        if best_so_far.is_file():  # loaded when training ends: refuse it now, not then
+            check_checkpoint(best_so_far)
+        if rank == 0:
+            carry_history(p.log_dir, step)
     if p.resume and resume_from is None:
         log.warning(
             "fit.resume is set but %s holds no last.ckpt: starting afresh", p.checkpoint_dir
         )
-    elif not p.resume and rank == 0:
-        # A fresh run must not inherit a stale best.ckpt from an earlier run.
-        for name in (BEST, LAST):
-            Path(p.checkpoint_dir, f"{name}.ckpt").unlink(missing_ok=True)
-        for name in ("metrics.csv", "hparams.yaml"):  # the CSV logger's files
-            Path(p.log_dir, name).unlink(missing_ok=True)
+    # A fresh run removes the previous run's checkpoints once it has started (FreshStart).
     trainer.fit(system, train_loader, val_loader, ckpt_path=resume_from, weights_only=True)
     best = next(c for c in trainer.callbacks if isinstance(c, ModelCheckpoint) and c.monitor)
     if rank == 0:

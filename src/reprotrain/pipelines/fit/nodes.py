@@ -13,6 +13,7 @@ from reprotrain.datasets import ModelArtifact
 from reprotrain.models import build_model as _build
 from reprotrain.models import to_artifact
 from reprotrain.params import parse
+from reprotrain.training.lock import task_lock
 from reprotrain.training.trainer import fit
 
 log = logging.getLogger(__name__)
@@ -48,13 +49,17 @@ def train_model(
     parameters: dict[str, Any],
     task: dict[str, Any] | None = None,
 ) -> tuple[ModelArtifact, pd.DataFrame]:
-    """Train the model; return its best weights (as an artifact) and the training history."""
+    """Train the model; return its best weights (as an artifact) and the training history.
+
+    One run per task at a time: a second run of the same task is refused at once.
+    """
     p = parse("fit", parameters, task)
     world = p.trainer.devices * p.trainer.num_nodes
-    if world > 1:
-        from reprotrain.training.launcher import launch
+    with task_lock(p.checkpoint_dir):
+        if world > 1:
+            from reprotrain.training.launcher import launch
 
-        trained, history = launch(model, train_set, validation_set, p)
-    else:
-        trained, history = fit(model, train_set, validation_set, p)
-    return to_artifact(trained), history
+            trained, history = launch(model, train_set, validation_set, p)
+        else:
+            trained, history = fit(model, train_set, validation_set, p)
+        return to_artifact(trained), history

@@ -145,3 +145,22 @@ def test_every_written_catalog_entry_saves_atomically():
             if name in read_only or "filepath" not in entry:
                 continue
             assert entry["type"] in atomic, f"{catalog.name}: {name} writes in place"
+
+
+def test_writing_replaces_on_success_and_keeps_the_target_on_failure(tmp_path):
+    from reprotrain.datasets.atomic import writing
+
+    target = tmp_path / "best.ckpt"
+    target.write_bytes(b"old")
+    crashed = tmp_path / ".best.ckpt.tmp-999999999-deadbeef"  # a killed writer's leftover
+    crashed.write_bytes(b"partial")
+    with pytest.raises(OSError, match="disk full"):
+        with writing(target) as tmp:
+            tmp.write_bytes(b"half")
+            raise OSError(28, "disk full")
+    assert target.read_bytes() == b"old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.ckpt"]
+    with writing(target) as tmp:
+        tmp.write_bytes(b"new")
+    assert target.read_bytes() == b"new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.ckpt"]

@@ -18,12 +18,14 @@ the next save of the same target removes the leftovers of a process that no long
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
 import secrets
 import shutil
 import time
+from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -118,6 +120,26 @@ def remove_stale_siblings(target: str | os.PathLike[str]) -> None:
     for path in stale_siblings(target, "tmp"):
         log.info("removing %s, left by an interrupted save of %s", path, target)
         remove_path(path)
+
+
+@contextlib.contextmanager
+def writing(target: str | os.PathLike[str]) -> Iterator[Path]:
+    """A fresh temporary path beside ``target``, renamed onto it when the block succeeds.
+
+    For writers that are not Kedro datasets (checkpoints, history files): a crash or a full
+    disk leaves ``target`` as it was and the temporary file is removed (or, after a kill,
+    cleaned up by the next write of ``target``).
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_siblings(target)
+    tmp = temp_sibling(target)
+    try:
+        yield tmp
+        os.replace(tmp, target)
+    finally:
+        if os.path.lexists(tmp):
+            remove_path(tmp)
 
 
 class AtomicSaveMixin:

@@ -22,6 +22,7 @@ from lightning.pytorch.plugins import TorchCheckpointIO
 from lightning.pytorch.plugins.environments import TorchElasticEnvironment
 from torch import nn
 
+from reprotrain.datasets.atomic import writing
 from reprotrain.models import pad_token_id
 from reprotrain.params import FitParams, TrainerParams
 from reprotrain.training.budget import FloorEarlyStopping, TrainingPlan, plan_training
@@ -66,11 +67,8 @@ class FileCheckpointIO(TorchCheckpointIO):
         if "://" in str(path) or storage_options is not None:
             super().save_checkpoint(checkpoint, path, storage_options)
             return
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        torch.save(checkpoint, tmp)
-        os.replace(tmp, path)
+        with writing(path) as tmp:
+            torch.save(checkpoint, tmp)
 
 
 def last_checkpoint(checkpoint_dir: str | Path) -> Path | None:
@@ -311,11 +309,8 @@ def carry_history(log_dir: str | Path, step: int) -> None:
     """
     rows = read_history(log_dir)
     kept = rows[rows["step"] <= step] if not rows.empty else rows
-    target = Path(log_dir) / EARLIER
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp")
-    kept.to_csv(tmp, index=False)
-    os.replace(tmp, target)
+    with writing(Path(log_dir) / EARLIER) as tmp:
+        kept.to_csv(tmp, index=False)
     Path(log_dir, METRICS).unlink(missing_ok=True)
 
 
@@ -363,12 +358,8 @@ def keep_best_checkpoint(checkpoint: ModelCheckpoint, target: str | Path) -> Non
         return value
 
     state["callbacks"] = {k: relative(v) for k, v in state.get("callbacks", {}).items()}
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp")
-    with open(tmp, "wb") as f:
+    with writing(target) as tmp, open(tmp, "wb") as f:
         torch.save(state, f)
-    os.replace(tmp, target)
 
 
 def fit(

@@ -171,6 +171,7 @@ def build_trainer(
             )
         )
     cbs.append(FreshStart(p))
+    cbs.append(EpochOrder())
     cbs.extend(callbacks or [])
     terminal = on_a_terminal()
     if not terminal:  # a log file: progress as periodic lines instead of a bar
@@ -213,6 +214,21 @@ def build_trainer(
         callbacks=cbs,
         default_root_dir=p.checkpoint_dir,
     )
+
+
+class EpochOrder(Callback):
+    """A new (seeded) order of the training batches for each epoch.
+
+    Lightning calls ``set_epoch`` on a loader's ``sampler`` and ``batch_sampler.sampler``
+    only, not on a batch sampler itself (``lightning.fabric.utilities.data._set_sampler_epoch``),
+    so :class:`~reprotrain.training.data.GroupedBatchSampler` would repeat epoch 0's order.
+    """
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Tell the training batch sampler which epoch starts (before its first batch)."""
+        sampler = getattr(trainer.train_dataloader, "batch_sampler", None)
+        if callable(getattr(sampler, "set_epoch", None)):
+            sampler.set_epoch(trainer.current_epoch)
 
 
 class FreshStart(Callback):

@@ -99,6 +99,27 @@ class LossRecorder(Callback):
         self.losses.append(float(outputs["loss"]))
 
 
+class BatchRecorder(Callback):
+    """The sum of each training batch's features, by epoch: a fingerprint of the order."""
+
+    def __init__(self) -> None:
+        self.by_epoch: dict[int, list[float]] = {}
+
+    def on_train_batch_start(self, trainer, module, batch, batch_idx) -> None:
+        tensors = batch.values() if isinstance(batch, dict) else batch
+        first = next(iter(tensors))
+        self.by_epoch.setdefault(trainer.current_epoch, []).append(round(float(first.sum()), 4))
+
+
+def test_each_epoch_draws_a_new_batch_order(tmp_path):
+    """Lightning calls set_epoch on samplers, not on batch samplers: EpochOrder does it."""
+    recorder = BatchRecorder()
+    run(mlp_params(tmp_path, trainer={"max_epochs": 3}), tabular(), callbacks=[recorder])
+    orders = list(recorder.by_epoch.values())
+    assert len(orders) == 3 and len({len(o) for o in orders}) == 1
+    assert orders[0] != orders[1] != orders[2] != orders[0]
+
+
 # ------------------------------------------------------------------------------ one batch
 def test_one_batch_transformer(tmp_path, tiny_checkpoint_dir, tiny_tokenizer_dir):
     data = token_table(tiny_tokenizer_dir, n=16)

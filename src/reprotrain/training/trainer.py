@@ -33,6 +33,12 @@ from reprotrain.training.system import TrainingSystem
 log = logging.getLogger(__name__)
 # lightning 2.6 on torch 2.13 warns about torch's own pytree API on every fit; nothing to act on
 warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)", category=Warning)
+# The previous run's checkpoints and history stay until this run has started (FreshStart,
+# carry_history): a non-empty folder is expected, not a mistake to warn about.
+warnings.filterwarnings(
+    "ignore", message=r"(?s)Experiment logs directory .* exists and is not empty"
+)
+warnings.filterwarnings("ignore", message=r"(?s)Checkpoint directory .* exists and is not empty")
 
 BEST = "best"
 LAST = "last"

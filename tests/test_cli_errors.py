@@ -85,3 +85,19 @@ def test_max_length_beyond_the_model_positions_is_refused(tiny_checkpoint_dir):
     with pytest.raises(ParameterError, match=r"task.max_length is 100, .* reads at most 64 tokens"):
         convert_table(cleaned, {"batch_size": 8}, task)
     assert len(convert_table(cleaned, {"batch_size": 8}, {**task, "max_length": 64})) == 2
+
+
+@pytest.mark.slow
+def test_a_diverged_training_run_is_one_paragraph(scratch_project):
+    """TrainingDivergedError (a FloatingPointError, not a ValueError) is the user's to fix."""
+    done = kedro(
+        scratch_project.root,
+        "run",
+        "--pipelines=train",
+        "--env=penguins",
+        "--params",
+        "fit.optimizer.name=sgd,fit.optimizer.lr=1e12,fit.trainer.min_steps=0",
+    )
+    message = short_error(done)
+    assert "training diverged: the training loss is nan at optimiser step" in message
+    assert not scratch_project.path("data/06_models/penguins/trained_model").exists()

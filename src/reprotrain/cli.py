@@ -30,6 +30,8 @@ _USER_ERRORS = (
     "PackageError",
     "ManifestError",
     "ScaffoldError",
+    "TrainingDivergedError",  # reprotrain.training.system: a non-finite loss
+    "TaskLockedError",  # reprotrain.training.lock: another fit of the task runs
     "DatasetError",  # Kedro: a dataset failed to load or save, and names its file
     "UnicodeDecodeError",
     "EmptyDataError",  # pandas: an empty file
@@ -39,7 +41,8 @@ _USER_ERRORS = (
     "ScannerError",
 )
 # Also the user's when our own code raised them (a validation with a message), not a library.
-_OURS_WHEN_RAISED_HERE = (ValueError, FileNotFoundError, RuntimeError, KeyError)
+# Matched by name above: importing the training modules here would import torch.
+_OURS_WHEN_RAISED_HERE = (ValueError, FileNotFoundError)
 _FILE_ERRNOS = {errno.ENOENT, errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EISDIR, errno.EEXIST}
 
 
@@ -89,8 +92,6 @@ def _paragraph(error: BaseException, conf_source: str | None = None) -> str:
     if '"<file>"' in message:
         found = _yaml_file_at_fault(conf_source)
         message = message.replace('"<file>"', found or "a file under conf/")
-    if isinstance(error, KeyError) and error.args:
-        message = str(error.args[0])
     lines = message.splitlines()
     body = "\n".join(["error: " + lines[0], *("  " + line.strip() for line in lines[1:])])
     return f"{body}\n  (run again with --verbose for the traceback)"

@@ -1,7 +1,8 @@
 """Entry point so that the project runs as ``reprotrain`` and ``python -m reprotrain``.
 
 ``python -m reprotrain new-task <file> --label <column>`` writes a conf env for a data file
-(``reprotrain.scaffold``); anything else is the project's ``kedro run``.
+(``reprotrain.scaffold``); ``python -m reprotrain tune-apply [--env E]`` writes the best
+search trial's values into the env (``reprotrain.tune_apply``); anything else is the project's ``kedro run``.
 """
 
 from __future__ import annotations
@@ -12,11 +13,15 @@ from typing import Any
 
 
 def main(*args: Any, **kwargs: Any) -> Any:
-    """Run the project's ``kedro run`` command, or ``new-task`` (``reprotrain.scaffold``)."""
+    """Run the project's ``kedro run`` command, or ``new-task`` / ``tune-apply``."""
     if not args and not kwargs and sys.argv[1:2] == ["new-task"]:
         from reprotrain import scaffold
 
         sys.exit(scaffold.main(sys.argv[2:]))
+    if not args and not kwargs and sys.argv[1:2] == ["tune-apply"]:
+        from reprotrain import tune_apply
+
+        sys.exit(tune_apply.main(sys.argv[2:]))
     # Imported here: importing kedro.framework.project configures (and announces) logging,
     # which new-task does not want.
     from kedro.framework.cli.utils import find_run_command

@@ -48,6 +48,8 @@ class ValidateParametersHook:
         for step in params.STEP_PARAMS:
             if step != "task" and step in loaded:
                 params.parse(step, loaded[step], task)
+        if "tune" in loaded and "fit" in loaded:  # each range's ends through the fit step
+            params.check_space(params.parse("tune", loaded["tune"], task), loaded["fit"], task)
 
 
 def _check_runtime_keys(loader: Any) -> None:

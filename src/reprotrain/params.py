@@ -22,7 +22,9 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     BaseModel,
     ConfigDict,
+    Discriminator,
     Field,
+    Tag,
     ValidationError,
     field_validator,
     model_validator,
@@ -379,6 +381,205 @@ class PredictParams(_Params):
     log_every_s: float = Field(30.0, ge=0)
 
 
+# ---------------------------------------------------------------------------------------- tune
+class SpaceRange(_Params):
+    """A numeric range: integers when ``low`` and ``high`` are both whole numbers in the YAML."""
+
+    low: int | float
+    high: int | float
+    log: bool = False
+    step: int | float | None = Field(None, gt=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> SpaceRange:
+        if self.low >= self.high:
+            raise ValueError(f"low ({self.low}) must be below high ({self.high})")
+        if self.log and self.low <= 0:
+            raise ValueError(f"a log scale needs low > 0 (got {self.low})")
+        if self.log and self.step is not None:
+            raise ValueError("give 'step' or 'log: true', not both")
+        return self
+
+    @property
+    def integer(self) -> bool:
+        """Both bounds are whole numbers (``16``, not ``16.0``): sample integers."""
+        return all(isinstance(v, int) for v in (self.low, self.high, self.step or 1))
+
+    def extremes(self) -> list[Any]:
+        """The two values a sampled point can take at the ends of the range."""
+        return [self.low, self.high]
+
+
+class SpaceChoice(_Params):
+    """A categorical choice among listed values (numbers, strings, lists such as MLP sizes)."""
+
+    choices: list[Any] = Field(min_length=1)
+
+    def extremes(self) -> list[Any]:
+        """Every choice."""
+        return list(self.choices)
+
+
+def _entry_kind(value: Any) -> str:
+    return (
+        "choice"
+        if isinstance(value, (dict, SpaceChoice))
+        and (isinstance(value, SpaceChoice) or "choices" in value)
+        else "range"
+    )
+
+
+# {choices: [...]} or {low: ..., high: ...}: one message for the kind the entry is
+SpaceEntry = Annotated[
+    Annotated[SpaceRange, Tag("range")] | Annotated[SpaceChoice, Tag("choice")],
+    Discriminator(_entry_kind),
+]
+
+
+class PrunerParams(_Params):
+    """Optuna's median pruner: stop a trial whose validation curve is below the median."""
+
+    name: Literal["median", "none"] = "median"
+    # trials that always run to the end before any is pruned
+    startup_trials: int = Field(2, ge=0)
+    # validations of each trial before it may be pruned
+    warmup_validations: int = Field(1, ge=0)
+
+
+class TuneParams(_Params):
+    """The hyperparameter search (``kedro run --pipelines=tune``): its space and budget.
+
+    ``space`` maps dotted keys of the fit step (``fit.optimizer.lr``) to a range or a list
+    of choices; every other key keeps the env's fit value. An env's space is merged key by key
+    over conf/base's: ``null`` drops a key from the search.
+    """
+
+    task: Literal["classification", "regression"] = "classification"
+    trials: int | None = Field(20, gt=0)
+    # minutes of search (Optuna's timeout): no trial starts after it; null: no time limit
+    budget: float | None = Field(None, gt=0)
+    seed: int = Field(42, ge=0, le=2**32 - 1)
+    # auto: val/f1 (macro-F1, higher is better) for classification, val/loss for regression
+    objective: Literal["auto", "val/f1", "val/acc", "val/loss"] = "auto"
+    pruner: PrunerParams = PrunerParams()
+    # trials at once, each in its own process with cpu_cores / jobs torch threads
+    jobs: int = Field(1, ge=1)
+    space: dict[str, SpaceEntry] = Field(min_length=1)
+
+    @field_validator("space", mode="before")
+    @classmethod
+    def _drop_nulls(cls, space: Any) -> Any:
+        if not isinstance(space, dict):
+            return space
+        for key, entry in space.items():
+            if isinstance(entry, dict) and "choices" in entry and {"low", "high"} & set(entry):
+                raise ValueError(
+                    f"'{key}' has both 'choices' and 'low'/'high'; an env's entry is merged "
+                    f"over conf/base's, so set one kind per key (null in an env drops a key)"
+                )
+        return {k: v for k, v in space.items() if v is not None}
+
+    @field_validator("space", mode="after")
+    @classmethod
+    def _known_keys(cls, space: dict[str, Any]) -> dict[str, Any]:
+        for key in space:
+            problem = _unknown_fit_key(key)
+            if problem:
+                raise ValueError(problem)
+        return space
+
+    @property
+    def metric(self) -> str:
+        """The validation metric the search optimises."""
+        if self.objective != "auto":
+            return self.objective
+        return "val/f1" if self.task == "classification" else "val/loss"
+
+    @property
+    def direction(self) -> Literal["minimize", "maximize"]:
+        """``minimize`` for a loss, ``maximize`` otherwise."""
+        return "minimize" if self.metric.endswith("loss") else "maximize"
+
+
+# Keys a search may not vary: they are paths, the task's shared values, or not about training.
+_UNTUNABLE = {"task", "labels", "seed", "checkpoint_dir", "best_checkpoint", "log_dir", "resume"}
+
+
+def _unknown_fit_key(key: str) -> str | None:
+    """Why ``key`` names no parameter of the fit step (with a suggestion), or ``None``."""
+    import difflib
+
+    parts = key.split(".")
+    if parts[0] != "fit" or len(parts) < 2:
+        return f"'{key}': a search key starts with 'fit.' (e.g. fit.optimizer.lr)"
+    if parts[1] in _UNTUNABLE or parts[1:] == ["model", "family"]:
+        return f"'{key}' cannot be searched (a path, a shared task value or the model family)"
+    models: list[type[BaseModel]] = [FitParams]
+    for i, part in enumerate(parts[1:], start=1):
+        fields = {name: f for m in models for name, f in m.model_fields.items()}
+        if part not in fields:
+            close = difflib.get_close_matches(part, sorted(fields), n=1)
+            hint = f" (did you mean '{'.'.join(parts[:i] + close)}'?)" if close else ""
+            return (
+                f"unknown key '{key}'{hint}; keys under '{'.'.join(parts[:i])}': "
+                f"{', '.join(sorted(fields))}"
+            )
+        annotation = fields[part].annotation
+        models = [m for m in _models_in(annotation)]
+        if not models and i < len(parts) - 1:
+            return f"unknown key '{key}': '{'.'.join(parts[: i + 1])}' has no sub-keys"
+    if models and parts[-1] != "config":
+        return f"'{key}' is a group; name one of its keys (e.g. '{key}.{next(iter(models[0].model_fields))}')"
+    return None
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    """Every pydantic model in an annotation such as ``A | B | None`` or ``Annotated[A | B]``."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in getattr(annotation, "__args__", ()) for m in _models_in(arg)]
+
+
+def set_dotted(group: dict[str, Any], key: str, value: Any) -> dict[str, Any]:
+    """A copy of ``group`` with the dotted ``key`` (below the group, e.g. ``optimizer.lr``) set."""
+    head, _, rest = key.partition(".")
+    if not rest:
+        return {**group, head: value}
+    inner = group.get(head)
+    return {**group, head: set_dotted(inner if isinstance(inner, dict) else {}, rest, value)}
+
+
+def with_point(fit: dict[str, Any], point: dict[str, Any]) -> dict[str, Any]:
+    """The raw fit group with a sampled point (``{"fit.optimizer.lr": 3e-4, ...}``) applied."""
+    for key, value in point.items():
+        fit = set_dotted(fit, key.removeprefix("fit."), value)
+    return fit
+
+
+def check_space(tune: TuneParams, fit: Any, task: Any) -> None:
+    """Validate the ends of every range (and every choice) through the fit step's model.
+
+    Each value is tried in the fit group with the other keys as the env sets them, so a
+    range that reaches a value the fit step refuses (a negative learning rate, a dropout of 1)
+    is found before any trial runs.
+
+    Raises:
+        ParameterError: naming the search key, the value and what the fit step says.
+    """
+    for key, entry in tune.space.items():
+        for value in entry.extremes():
+            raw = with_point(fit if isinstance(fit, dict) else {}, {key: value})
+            try:
+                parse("fit", raw, task)
+            except ParameterError as err:
+                reason = str(err).split("\n", 1)[-1].strip()
+                raise ParameterError(
+                    f"parameters_tune.yml: tune.space '{key}' reaches {value!r}, which the fit "
+                    f"step refuses: {reason}. Narrow the range (or the choices) to values "
+                    f"fit accepts"
+                ) from None
+
+
 STEP_PARAMS: dict[str, type[_Params]] = {
     "task": TaskParams,
     "clean": CleanParams,
@@ -388,6 +589,7 @@ STEP_PARAMS: dict[str, type[_Params]] = {
     "evaluate": EvaluateParams,
     "package": PackageParams,
     "predict": PredictParams,
+    "tune": TuneParams,
 }
 SPLITS = ("train", "validation", "test")
 
@@ -404,6 +606,7 @@ _SHARED: dict[str, Callable[[TaskParams], dict[str, Any]]] = {
     "split": lambda t: {"seed": t.seed},
     "fit": lambda t: {"task": t.type, "labels": t.labels, "seed": t.seed},
     "evaluate": lambda t: {"task": t.type, "labels": t.labels, "seed": t.seed},
+    "tune": lambda t: {"task": t.type},
 }
 # Paths under the task's data folders: defaults a step group may override (e.g. checkpoints on
 # a scratch disk: `fit: {checkpoint_dir: ...}` in conf/local/parameters_fit.yml; groups are

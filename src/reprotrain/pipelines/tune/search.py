@@ -211,11 +211,8 @@ def _optimize(study: optuna.Study, objective: Objective, tune: TuneParams) -> No
     )
 
 
-def _worker(rank: int, journal: str, objective: Objective, tune: TuneParams) -> None:
-    """One of ``tune.jobs`` processes: its own GPU if there are any, trials from the journal."""
-    gpus = torch.cuda.device_count()
-    if gpus:
-        os.environ["CUDA_VISIBLE_DEVICES"] = str(rank % gpus)
+def _worker(journal: str, objective: Objective, tune: TuneParams) -> None:
+    """One of ``tune.jobs`` processes: trials from the shared journal until the study ends."""
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(journal))
@@ -247,11 +244,20 @@ def run_search(
     make_study(tune, storage)
     ctx = mp.get_context("spawn")  # a fresh interpreter per worker: no forked torch threads
     workers = [
-        ctx.Process(target=_worker, args=(rank, journal, objective, tune))
-        for rank in range(tune.jobs)
+        ctx.Process(target=_worker, args=(journal, objective, tune)) for _ in range(tune.jobs)
     ]
-    for w in workers:
-        w.start()
+    gpus = torch.cuda.device_count()
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    try:
+        for rank, w in enumerate(workers):
+            if gpus:  # one GPU per worker, round robin (a spawned process inherits the env)
+                os.environ["CUDA_VISIBLE_DEVICES"] = str(rank % gpus)
+            w.start()
+    finally:
+        if visible is None:
+            os.environ.pop("CUDA_VISIBLE_DEVICES", None)
+        else:
+            os.environ["CUDA_VISIBLE_DEVICES"] = visible
     for w in workers:
         w.join()
     return make_study(tune, storage)

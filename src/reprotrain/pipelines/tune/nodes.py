@@ -121,7 +121,10 @@ def plot_search_history(
         .reindex(trials["trial"])
         .ffill()
     )
-    ax.step(best.index, best.to_numpy(), where="post", color="black", label="best so far")
+    # held to half a trial past the last one, so that a last-trial best shows as a step
+    x = [*best.index.tolist(), best.index[-1] + 0.5]
+    y = [*best.tolist(), best.iloc[-1]]
+    ax.step(x, y, where="post", color="black", label="best so far")
     ax.set(xlabel="trial", ylabel=f"{metric} (validation)", title="Search history")
     ax.legend(fontsize=8)
     return fig

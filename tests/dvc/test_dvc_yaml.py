@@ -17,7 +17,7 @@ import yaml
 
 from tests.conftest import PROJECT_ROOT
 
-STEPS = ["clean", "convert", "split", "fit", "evaluate", "package", "tune"]
+STEPS = ["clean", "convert", "split", "fit", "evaluate", "package"]
 GLOBALS_FILE = "conf/base/globals.yml"
 
 

@@ -10,8 +10,9 @@ from reprotrain.datasets.atomic import (
     AtomicParquetDataset,
     AtomicSaveMixin,
 )
-from reprotrain.datasets.model_dataset import ModelArtifact, SafetensorsModelDataset
+from reprotrain.datasets.model_dataset import SafetensorsModelDataset
 from reprotrain.datasets.package_dataset import ModelPackageDataset
+from reprotrain.models.artifact import ModelArtifact
 
 __all__ = [
     "AtomicCSVDataset",

@@ -1,10 +1,10 @@
 """The source tree's layers point one way: a module never imports one from a higher layer.
 
-Lowest first: shared basics (parameters, pretrained-model names, atomic files) → features
-(the converted table's schema, one-hot, batching) → models (plain ``nn.Module``s, their
-artifact, inference) → training (Lightning) → packaging → pipelines (thin nodes) → Kedro
-datasets (I/O only) → the Kedro project (settings, hooks, CLI, scaffold). Imports inside
-functions count too: a lazy import is still a dependency.
+Lowest first: shared basics (parameters, pretrained-model names, atomic files, the saved-model
+folder) → features (the converted table's schema, one-hot, batching) → models (plain
+``nn.Module``s, inference, baselines) → training (Lightning) → packaging → pipelines (thin
+nodes) → Kedro datasets (I/O only) → the Kedro project (settings, hooks, CLI, scaffold).
+Imports inside functions count too: a lazy import is still a dependency.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import pytest
 SRC = Path(__file__).resolve().parents[1] / "src" / "reprotrain"
 
 LAYERS = [
-    ("basics", ["params", "pretrained", "atomic"]),
+    ("basics", ["params", "pretrained", "atomic", "artifact"]),
     ("features", ["features", "batches"]),
     ("models", ["models", "inference", "baselines"]),
     ("training", ["training"]),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from reprotrain.artifact import ModelArtifact
 from reprotrain.datasets.atomic import (
     AtomicCSVDataset,
     AtomicJSONDataset,
@@ -12,7 +13,6 @@ from reprotrain.datasets.atomic import (
 )
 from reprotrain.datasets.model_dataset import SafetensorsModelDataset
 from reprotrain.datasets.package_dataset import ModelPackageDataset
-from reprotrain.models.artifact import ModelArtifact
 
 __all__ = [
     "AtomicCSVDataset",

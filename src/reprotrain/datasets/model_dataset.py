@@ -9,7 +9,7 @@ from typing import Any
 import fsspec
 from kedro.io.core import AbstractDataset, DatasetError, get_filepath_str, get_protocol_and_path
 
-from reprotrain.models.artifact import (
+from reprotrain.artifact import (
     WEIGHTS_FILE,
     ArtifactError,
     ModelArtifact,

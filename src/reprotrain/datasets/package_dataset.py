@@ -13,7 +13,6 @@ from kedro.io.core import AbstractDataset, DatasetError, get_filepath_str, get_p
 from reprotrain.atomic import make_temp_dir, recover_dir, replace_dir
 from reprotrain.packaging.format import MANIFEST_FILE
 from reprotrain.packaging.manifest import write_manifest
-from reprotrain.packaging.runtime import load_package
 
 
 @runtime_checkable
@@ -113,6 +112,8 @@ class ModelPackageDataset(AbstractDataset[StagedPackage, Any]):
 
     def load(self) -> Any:
         """Verify the manifest, then load the package for prediction."""
+        from reprotrain.packaging.runtime import load_package  # torch: only when loading
+
         folder = self._path()
         recover_dir(folder)
         if not os.path.isdir(folder):

@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 from torch import nn
 
-from reprotrain.models.artifact import ModelArtifact
+from reprotrain.artifact import ModelArtifact
 from reprotrain.models.mlp import MLP, build_mlp, mlp_from_spec
 from reprotrain.models.transformer import (
     build_transformer,

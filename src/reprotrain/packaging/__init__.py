@@ -31,60 +31,46 @@ Lightning), ``build`` (``PackageDraft``, ``package.json``), ``card``, ``lineage`
 
 from __future__ import annotations
 
-from reprotrain.packaging.build import (
-    PackageDraft,
-    example_rows,
-    in_memory_package,
-    package_info,
-)
-from reprotrain.packaging.card import render_card
-from reprotrain.packaging.format import FORMAT_VERSION, MANIFEST_FILE, ONNX_FILE, PACKAGE_FILE
-from reprotrain.packaging.lineage import collect_lineage, git_commit, library_versions
-from reprotrain.packaging.manifest import (
-    ManifestError,
-    sha256_file,
-    verify_manifest,
-    write_manifest,
-)
-from reprotrain.packaging.onnx import export_onnx, onnx_outputs
-from reprotrain.packaging.runtime import (
-    Package,
-    PackageError,
-    PackageInputError,
-    PackageVerificationError,
-    TabularPackage,
-    TextPackage,
-    compare_predictions,
-    load_package,
-    read_package_info,
-)
+import importlib
+from typing import Any
 
-__all__ = [
-    "FORMAT_VERSION",
-    "MANIFEST_FILE",
-    "ONNX_FILE",
-    "PACKAGE_FILE",
-    "ManifestError",
-    "Package",
-    "PackageDraft",
-    "PackageError",
-    "PackageInputError",
-    "PackageVerificationError",
-    "TabularPackage",
-    "TextPackage",
-    "collect_lineage",
-    "compare_predictions",
-    "example_rows",
-    "export_onnx",
-    "git_commit",
-    "in_memory_package",
-    "library_versions",
-    "load_package",
-    "onnx_outputs",
-    "package_info",
-    "read_package_info",
-    "render_card",
-    "sha256_file",
-    "verify_manifest",
-    "write_manifest",
-]
+# The public API, imported on first use: the Kedro datasets read ``format`` and ``manifest``
+# without paying for torch, and ``load_package`` without ``build``'s ONNX export.
+_EXPORTS = {
+    "PackageDraft": "build",
+    "example_rows": "build",
+    "in_memory_package": "build",
+    "package_info": "build",
+    "render_card": "card",
+    "FORMAT_VERSION": "format",
+    "MANIFEST_FILE": "format",
+    "ONNX_FILE": "format",
+    "PACKAGE_FILE": "format",
+    "collect_lineage": "lineage",
+    "git_commit": "lineage",
+    "library_versions": "lineage",
+    "ManifestError": "manifest",
+    "sha256_file": "manifest",
+    "verify_manifest": "manifest",
+    "write_manifest": "manifest",
+    "export_onnx": "onnx",
+    "onnx_outputs": "onnx",
+    "Package": "runtime",
+    "PackageError": "runtime",
+    "PackageInputError": "runtime",
+    "PackageVerificationError": "runtime",
+    "TabularPackage": "runtime",
+    "TextPackage": "runtime",
+    "compare_predictions": "runtime",
+    "load_package": "runtime",
+    "read_package_info": "runtime",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """``reprotrain.packaging.<name>``: the public name from its module, or a submodule."""
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    if name in set(_EXPORTS.values()):
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

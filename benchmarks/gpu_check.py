@@ -72,7 +72,7 @@ def load_fit_inputs(env: str, train_path: Path | None) -> tuple[dict, pd.DataFra
     """The ``fit`` parameters of ``conf/<env>`` and the training split (the catalog's)."""
     from kedro.config import OmegaConfigLoader
 
-    from reprotrain.config import load_parameters
+    from reprotrain.settings import load_parameters
 
     loader = OmegaConfigLoader("conf", base_env="base", default_run_env=env)
     params = load_parameters("fit", "conf", env)

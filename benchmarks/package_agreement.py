@@ -78,7 +78,7 @@ print(json.dumps({{"onnxruntime": {{"label": [info["labels"][i] for i in p.argma
 
 
 def _task(env: str) -> dict:
-    from reprotrain.config import load_parameters
+    from reprotrain.settings import load_parameters
 
     return load_parameters("task", "conf", env)
 

@@ -149,7 +149,7 @@ def prepare_training(work: Path) -> None:
     import pandas as pd
 
     sys.path.insert(0, str(ROOT / "src"))
-    from reprotrain.config import load_parameters
+    from reprotrain.settings import load_parameters
     from reprotrain.training.data import GroupedBatchSampler
 
     train = pd.read_parquet(ROOT / "data/05_model_input/reviews/train.parquet")
@@ -232,9 +232,9 @@ def bench_convert(work: Path, rounds: int) -> dict[str, Any]:
     import pandas as pd
     from transformers import AutoTokenizer
 
-    from reprotrain.checkpoints import resolve_checkpoint
-    from reprotrain.config import load_parameters
     from reprotrain.pipelines.convert.nodes import convert_table
+    from reprotrain.pretrained import resolve_checkpoint
+    from reprotrain.settings import load_parameters
 
     params = load_parameters("convert", ROOT / "conf")
     cleaned = pd.read_parquet(ROOT / "data/02_intermediate/reviews/clean_table.parquet")

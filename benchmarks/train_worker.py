@@ -72,7 +72,7 @@ def load_hf_model():
     import torch
     from transformers import AutoModelForSequenceClassification
 
-    from reprotrain.checkpoints import resolve_checkpoint
+    from reprotrain.pretrained import resolve_checkpoint
 
     torch.manual_seed(42)
     return AutoModelForSequenceClassification.from_pretrained(
@@ -217,7 +217,7 @@ def throughput_hf(workdir: Path) -> dict[str, Any]:
         TrainingArguments,
     )
 
-    from reprotrain.checkpoints import resolve_checkpoint
+    from reprotrain.pretrained import resolve_checkpoint
 
     torch.set_num_threads(THREADS)
     _, rows = ordered_rows(workdir)
@@ -351,7 +351,7 @@ def quality_hf(workdir: Path) -> dict[str, Any]:
         TrainingArguments,
     )
 
-    from reprotrain.checkpoints import resolve_checkpoint
+    from reprotrain.pretrained import resolve_checkpoint
 
     torch.set_num_threads(THREADS)
     train, val = _quality_sets(workdir)

@@ -219,7 +219,7 @@ def load_params(step: str, env: str = "base") -> dict:
 
     Nodes called with it need no ``task`` argument.
     """
-    from reprotrain.config import load_parameters
+    from reprotrain.settings import load_parameters
 
     return load_parameters(step, PROJECT_ROOT / "conf", env)
 

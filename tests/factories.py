@@ -8,8 +8,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from reprotrain.datasets import ModelArtifact
-from reprotrain.models import build_model, to_artifact
+from reprotrain.models import ModelArtifact, build_model, to_artifact
 from reprotrain.models.mlp import MLP
 from reprotrain.packaging import PackageDraft, example_rows, in_memory_package, package_info
 from reprotrain.params import parse

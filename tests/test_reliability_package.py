@@ -26,9 +26,14 @@ from reprotrain.datasets import (
     ModelPackageDataset,
     SafetensorsModelDataset,
 )
-from reprotrain.datasets.package_dataset import ManifestError, sha256_file, write_manifest
 from reprotrain.models import to_artifact
-from reprotrain.packaging import PackageError, load_package
+from reprotrain.packaging import (
+    ManifestError,
+    PackageError,
+    load_package,
+    sha256_file,
+    write_manifest,
+)
 from reprotrain.pipelines.package.nodes import build_package
 from tests.conftest import TINY_BERT
 from tests.factories import (
@@ -375,7 +380,7 @@ def test_trained_model_folder_is_restored_after_a_crashed_swap(tmp_path: Path):
 
 
 def test_a_failed_swap_puts_the_previous_folder_back(tmp_path: Path):
-    from reprotrain.datasets.model_dataset import replace_dir
+    from reprotrain.atomic import replace_dir
 
     target = tmp_path / "package"
     target.mkdir()

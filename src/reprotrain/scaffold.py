@@ -24,7 +24,6 @@ import os
 import re
 import shutil
 import sys
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +31,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from reprotrain.atomic import make_temp_dir, replace_dir
 from reprotrain.features import as_missing
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -177,6 +177,11 @@ def read_table(path: Path) -> pd.DataFrame:
         raise ScaffoldError(
             f"{path.name} has column names that are not text: {list(frame.columns)}"
         )
+    return _numbers_as_clean_reads_them(frame)
+
+
+def _numbers_as_clean_reads_them(frame: pd.DataFrame) -> pd.DataFrame:
+    """Columns whose values are all numbers or missing-value markers, as numbers."""
     for c in frame.columns:
         if not pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c]):
             marked = as_missing(frame[c])
@@ -251,8 +256,12 @@ def _integer_sequence(s: pd.Series) -> bool:
     return all(b - a == 1 for a, b in zip(ordered, ordered[1:], strict=False))
 
 
-def column_role(s: pd.Series) -> Role:
-    """The role of a non-label column, from its values alone (id, text, numeric, ...)."""
+def column_role(s: pd.Series) -> Role:  # noqa: C901 - see the docstring
+    """The role of a non-label column, from its values alone (id, text, numeric, ...).
+
+    Complexity above 10 on purpose: one ordered list of rules, the first that matches wins;
+    split into functions, the order that decides a column's role would be hard to read.
+    """
     name = str(s.name)
     values = s.dropna()
     n = len(values)
@@ -304,10 +313,14 @@ def column_role(s: pd.Series) -> Role:
     )
 
 
-def infer_label(
+def infer_label(  # noqa: C901 - see the docstring
     s: pd.Series, forced: str | None
 ) -> tuple[str, str, list[str] | None, int, list[str]]:
-    """Task type, why, the sorted class names (``None`` for regression), labelled rows, notes."""
+    """Task type, why, the sorted class names (``None`` for regression), labelled rows, notes.
+
+    Complexity above 10 on purpose: the refusals and the type decision are one ordered list
+    of rules, each with its own message; read top to bottom, they say how a label is judged.
+    """
     name = str(s.name)
     strings = label_strings(s)
     if strings.empty:
@@ -404,6 +417,25 @@ def _pick_text(roles: dict[str, Role], frame: pd.DataFrame, forced: str | None) 
     return text_like[0] if text_like else None
 
 
+def _check_named_columns(
+    frame: pd.DataFrame, raw_file: str, label: str, text: str | None, id_column: str | None
+) -> None:
+    """Refuse an empty table, a named column it lacks, or one column named for two roles."""
+    columns = list(frame.columns)
+    if frame.empty:
+        raise ScaffoldError(f"{raw_file} has no rows: is it the right file?")
+    for flag, column in (("--label", label), ("--text", text), ("--id", id_column)):
+        if column is not None and column not in columns:
+            raise ScaffoldError(
+                f"no column '{column}' ({flag}) in {raw_file}; its columns are: "
+                f"{', '.join(columns)}. Which one did you mean?"
+            )
+    if label in (text, id_column):
+        raise ScaffoldError(f"'{label}' cannot be both the label and the text or id column")
+    if text is not None and text == id_column:
+        raise ScaffoldError(f"'{text}' cannot be both the text and the id column")
+
+
 def infer_plan(
     frame: pd.DataFrame,
     *,
@@ -422,18 +454,7 @@ def infer_plan(
         ScaffoldError: when a question has no safe answer (see the module docstring).
     """
     columns = list(frame.columns)
-    if frame.empty:
-        raise ScaffoldError(f"{raw_file} has no rows: is it the right file?")
-    for flag, column in (("--label", label), ("--text", text), ("--id", id_column)):
-        if column is not None and column not in columns:
-            raise ScaffoldError(
-                f"no column '{column}' ({flag}) in {raw_file}; its columns are: "
-                f"{', '.join(columns)}. Which one did you mean?"
-            )
-    if label in (text, id_column):
-        raise ScaffoldError(f"'{label}' cannot be both the label and the text or id column")
-    if text is not None and text == id_column:
-        raise ScaffoldError(f"'{text}' cannot be both the text and the id column")
+    _check_named_columns(frame, raw_file, label, text, id_column)
     name_reason = "given with --name"
     if name is None:
         name, name_reason = sanitise_name(Path(raw_file).stem), "from the file name"
@@ -728,24 +749,14 @@ def write_env(conf: Path, env: str, files: dict[str, str], force: bool = False) 
         raise ScaffoldError(
             f"conf/{env}/ exists already: replace it (--force) or choose another --env?"
         )
-    stamp = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    draft = conf / f".{env}.new-task-{stamp}"
-    draft.mkdir()
-    old = conf / f".{env}.old-{stamp}"
+    tmp = make_temp_dir(str(target))
     try:
+        os.chmod(tmp, 0o755)  # a configuration folder, readable as any other
         for file_name, text in files.items():
-            (draft / file_name).write_text(text, encoding="utf-8")
-        if target.exists():
-            target.rename(old)
-        try:
-            draft.rename(target)
-        except BaseException:
-            if old.exists():
-                old.rename(target)
-            raise
+            (Path(tmp) / file_name).write_text(text, encoding="utf-8")
+        replace_dir(tmp, str(target))
     finally:
-        shutil.rmtree(draft, ignore_errors=True)
-    shutil.rmtree(old, ignore_errors=True)
+        shutil.rmtree(tmp, ignore_errors=True)
     return target
 
 

@@ -1,4 +1,13 @@
-"""Project settings (see https://docs.kedro.org/en/stable/configure/configuration_basics/)."""
+"""Project settings (see https://docs.kedro.org/en/stable/configure/configuration_basics/).
+
+``load_parameters`` reads the parameters with these settings outside a Kedro run (tests,
+benchmarks, notebooks).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
 
 from reprotrain.hooks import (
     NameInputsOnErrorHook,
@@ -22,3 +31,22 @@ CONFIG_LOADER_ARGS = {
     # works under any env: groups are deep-merged over conf/base, not replaced.
     "merge_strategy": {"parameters": "soft"},
 }
+
+
+def load_parameters(
+    step: str, conf_source: str | Path = "conf", env: str | None = None
+) -> dict[str, Any]:
+    """The ``step`` group of the project's parameters, its shared keys filled from ``task``.
+
+    Loads the configuration as ``kedro run --env=<env>`` does (same config patterns; ``None``
+    or ``"base"``: the default run environment), so the result can be passed to a node or to
+    :func:`reprotrain.params.parse` without a ``task``.
+    """
+    from kedro.config import OmegaConfigLoader
+
+    from reprotrain.params import with_task
+
+    env = None if env == "base" else env
+    loader = OmegaConfigLoader(str(conf_source), env=env, **CONFIG_LOADER_ARGS)
+    params = loader["parameters"]
+    return params[step] if step == "task" else with_task(step, params[step], params["task"])

@@ -148,7 +148,7 @@ def test_every_written_catalog_entry_saves_atomically():
 
 
 def test_writing_replaces_on_success_and_keeps_the_target_on_failure(tmp_path):
-    from reprotrain.datasets.atomic import writing
+    from reprotrain.atomic import writing
 
     target = tmp_path / "best.ckpt"
     target.write_bytes(b"old")

@@ -100,7 +100,7 @@ def test_params_list_every_key_the_step_file_sets(dvc_yaml, step):
 
 
 def test_the_default_dvc_task_is_the_demo_under_an_env_that_adds_nothing():
-    from reprotrain.config import load_parameters
+    from reprotrain.settings import load_parameters
 
     dvc = DVC_VARS["dvc"]
     env = PROJECT_ROOT / "conf" / dvc["env"]

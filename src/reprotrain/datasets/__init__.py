@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from reprotrain.artifact import ModelArtifact
 from reprotrain.datasets.atomic import (
     AtomicCSVDataset,
     AtomicJSONDataset,
     AtomicParquetDataset,
     AtomicSaveMixin,
 )
-from reprotrain.datasets.model_dataset import ModelArtifact, SafetensorsModelDataset
+from reprotrain.datasets.model_dataset import SafetensorsModelDataset
 from reprotrain.datasets.package_dataset import ModelPackageDataset
 
 __all__ = [

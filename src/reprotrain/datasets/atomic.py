@@ -10,136 +10,20 @@ Loading, load and save arguments and everything else are the parent class's. Onl
 paths are written atomically; for a remote protocol (``s3://`` ...) the parent's save runs
 unchanged, since an object store replaces an object in one request anyway.
 
-Temporary names carry the writing process's id and a random part
-(``.<name>.tmp-<pid>-<random>``, see ``temp_sibling``): concurrent runs never share one, and
-the next save of the same target removes the leftovers of a process that no longer runs
-(``remove_stale_siblings``), e.g. after ``kill -9`` or a full disk.
+Temporary names and the cleanup of a crashed save's leftovers: ``reprotrain.atomic``.
 """
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import os
-import re
-import secrets
-import shutil
-import time
-from collections.abc import Iterator
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 from typing import Any
 
 from kedro.io.core import DatasetError, get_filepath_str
 from kedro_datasets.json import JSONDataset
 from kedro_datasets.pandas import CSVDataset, ParquetDataset
 
-log = logging.getLogger(__name__)
-
-# Leftovers named without a process id (written by earlier versions) are removed only once
-# they are this old: no save takes a day, so their writer has long gone.
-LEGACY_STALE_AFTER_S = 24 * 3600
-
-
-def temp_sibling(target: str | os.PathLike[str], kind: str = "tmp", suffix: str = "") -> Path:
-    """A fresh hidden name beside ``target``: ``.<name>.<kind>-<pid>-<random><suffix>``.
-
-    The process id lets a later run tell a crashed writer's leftovers from a live one's;
-    the random part keeps two writers in one process apart. ``kind`` is ``tmp`` for a
-    file or folder being written, ``old`` for a folder moved aside during a swap; ``suffix``
-    keeps a file's extension for writers that read it (matplotlib's format).
-    """
-    target = Path(target)
-    token = f"{os.getpid()}-{secrets.token_hex(4)}"
-    return target.with_name(f".{target.name}.{kind}-{token}{suffix}")
-
-
-def _pid_alive(pid: int) -> bool:
-    """Whether process ``pid`` runs on this machine (when unsure: yes, so nothing is removed)."""
-    if pid == os.getpid() or os.name != "posix":  # on Windows os.kill would end the process
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OverflowError):
-        return True  # a process of another user (or a bogus number): leave it alone
-    return True
-
-
-def stale_siblings(target: str | os.PathLike[str], kind: str = "tmp") -> list[Path]:
-    """Leftovers of ``kind`` beside ``target`` whose writer no longer runs, oldest first.
-
-    A name with a process id (``temp_sibling``) is stale when that process is gone; a name
-    from an earlier version of this code (``.<name>.tmp``, ``.<name>.<random>`` folders,
-    ``.<stem>.tmp-<random><suffix>`` files) when it is older than ``LEGACY_STALE_AFTER_S``.
-    """
-    target = Path(target)
-    parent = target.parent
-    if not parent.is_dir():
-        return []
-    name = re.escape(target.name)
-    stem, suffix = re.escape(target.stem), re.escape(target.suffix)
-    current = re.compile(rf"\.{name}\.{kind}-(\d+)-[0-9a-f]+({suffix})?")
-    legacy = []
-    if kind == "tmp":  # trainer checkpoints, atomic files, tempfile.mkdtemp(prefix=".<name>.")
-        legacy = [
-            re.compile(rf"\.{name}\.tmp"),
-            re.compile(rf"\.{stem}\.tmp-[0-9a-f]+{suffix}"),
-            re.compile(rf"\.{name}\.[a-z0-9_]{{8}}"),
-        ]
-    now = time.time()
-    found: list[tuple[float, Path]] = []
-    for entry in parent.iterdir():
-        try:
-            mtime = entry.lstat().st_mtime
-        except FileNotFoundError:  # removed meanwhile (another run cleaning up)
-            continue
-        match = current.fullmatch(entry.name)
-        if match:
-            if not _pid_alive(int(match.group(1))):
-                found.append((mtime, entry))
-        elif any(p.fullmatch(entry.name) for p in legacy) and now - mtime > LEGACY_STALE_AFTER_S:
-            found.append((mtime, entry))
-    return [path for _, path in sorted(found)]
-
-
-def remove_path(path: str | os.PathLike[str]) -> None:
-    """Remove a file, a link or a folder tree (a link is removed, never followed)."""
-    path = Path(path)
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, ignore_errors=True)
-    else:
-        try:
-            path.unlink()
-        except FileNotFoundError:
-            pass
-
-
-def remove_stale_siblings(target: str | os.PathLike[str]) -> None:
-    """Remove the temporary files or folders a crashed writer of ``target`` left beside it."""
-    for path in stale_siblings(target, "tmp"):
-        log.info("removing %s, left by an interrupted save of %s", path, target)
-        remove_path(path)
-
-
-@contextlib.contextmanager
-def writing(target: str | os.PathLike[str]) -> Iterator[Path]:
-    """A fresh temporary path beside ``target``, renamed onto it when the block succeeds.
-
-    For writers that are not Kedro datasets (checkpoints, history files): a crash or a full
-    disk leaves ``target`` as it was and the temporary file is removed (or, after a kill,
-    cleaned up by the next write of ``target``).
-    """
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_siblings(target)
-    tmp = temp_sibling(target)
-    try:
-        yield tmp
-        os.replace(tmp, target)
-    finally:
-        if os.path.lexists(tmp):
-            remove_path(tmp)
+from reprotrain.atomic import remove_stale_siblings, temp_sibling
 
 
 class AtomicSaveMixin:

@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 from torch import nn
 
-from reprotrain.datasets import ModelArtifact
+from reprotrain.artifact import ModelArtifact
 from reprotrain.models.mlp import MLP, build_mlp, mlp_from_spec
 from reprotrain.models.transformer import (
     build_transformer,
@@ -24,6 +24,7 @@ from reprotrain.params import FitParams
 
 __all__ = [
     "MLP",
+    "ModelArtifact",
     "build_model",
     "data_label_problem",
     "from_artifact",

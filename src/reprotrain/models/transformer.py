@@ -8,8 +8,8 @@ from typing import Any
 import pandas as pd
 from torch import nn
 
-from reprotrain.checkpoints import resolve_checkpoint
 from reprotrain.params import FitParams
+from reprotrain.pretrained import resolve_checkpoint
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,5 @@
-"""Data loading: converted tables → batches, with dynamic padding and length grouping."""
+"""Training data loading: seeded, resumable, length-grouped batches (rows and padding:
+``reprotrain.batches``)."""
 
 from __future__ import annotations
 
@@ -7,60 +8,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
-from reprotrain.features import feature_columns
-
-
-class TableDataset(Dataset):
-    """Rows of a converted table: token ids (text) or a float feature vector (tabular)."""
-
-    def __init__(self, table: pd.DataFrame, regression: bool = False) -> None:
-        self.is_text = "input_ids" in table.columns
-        if self.is_text:
-            self.inputs = [np.asarray(x, dtype=np.int64) for x in table["input_ids"]]
-            self.lengths = np.fromiter(map(len, self.inputs), dtype=np.int64, count=len(table))
-        else:
-            names = feature_columns(table)
-            # copy=True: pandas may hand out a read-only view, which torch warns about
-            self.inputs = torch.from_numpy(table[names].to_numpy(dtype=np.float32, copy=True))
-            self.lengths = np.ones(len(table), dtype=np.int64)
-        labels = table["label"].to_numpy() if "label" in table.columns else np.zeros(len(table))
-        dtype = torch.float32 if regression else torch.int64
-        self.labels = torch.as_tensor(
-            labels.astype(np.float32 if regression else np.int64), dtype=dtype
-        )
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __getitem__(self, i: int) -> tuple[object, torch.Tensor]:
-        return self.inputs[i], self.labels[i]
-
-
-class Collator:
-    """Stack a batch; pad token ids to the longest sequence in the batch (not globally)."""
-
-    def __init__(self, pad_token_id: int = 0) -> None:
-        self.pad_token_id = pad_token_id
-
-    def __call__(self, items: list[tuple[object, torch.Tensor]]) -> dict[str, torch.Tensor]:
-        labels = torch.stack([y for _, y in items])
-        first = items[0][0]
-        if isinstance(first, torch.Tensor):
-            return {"features": torch.stack([x for x, _ in items]), "labels": labels}
-        width = max(len(x) for x, _ in items)
-        ids = np.full((len(items), width), self.pad_token_id, dtype=np.int64)
-        mask = np.zeros((len(items), width), dtype=np.int64)
-        for row, (x, _) in enumerate(items):
-            ids[row, : len(x)] = x
-            mask[row, : len(x)] = 1
-        return {
-            "input_ids": torch.from_numpy(ids),
-            "attention_mask": torch.from_numpy(mask),
-            "labels": labels,
-        }
+from reprotrain.batches import Collator, TableDataset
 
 
 class GroupedBatchSampler:

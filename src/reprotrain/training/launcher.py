@@ -32,14 +32,14 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 from collections import deque
 from pathlib import Path
 
 import pandas as pd
 from torch import nn
 
-from reprotrain.datasets import SafetensorsModelDataset
+from reprotrain.artifact import load_artifact, save_artifact
+from reprotrain.atomic import make_temp_dir, replace_dir
 from reprotrain.models import from_artifact, to_artifact
 from reprotrain.params import FitParams
 
@@ -101,7 +101,7 @@ def write_inputs(
     for sub in ("ranks", "errors", "logs"):
         (run_dir / sub).mkdir(parents=True, exist_ok=True)
     inputs.mkdir(parents=True)
-    SafetensorsModelDataset(filepath=str(inputs / "initial_model")).save(to_artifact(model))
+    save_artifact(to_artifact(model), str(inputs / "initial_model"))
     train_set.to_parquet(inputs / "train.parquet")
     if validation_set is not None:
         validation_set.to_parquet(inputs / "validation.parquet")
@@ -111,7 +111,7 @@ def write_inputs(
 def read_inputs(run_dir: Path) -> tuple[nn.Module, pd.DataFrame, pd.DataFrame | None, FitParams]:
     """What ``write_inputs`` wrote: model (train mode), tables, parameters."""
     inputs = Path(run_dir) / "inputs"
-    model = from_artifact(SafetensorsModelDataset(filepath=str(inputs / "initial_model")).load())
+    model = from_artifact(load_artifact(str(inputs / "initial_model")))
     train_set = pd.read_parquet(inputs / "train.parquet")
     val_path = inputs / "validation.parquet"
     validation_set = pd.read_parquet(val_path) if val_path.is_file() else None
@@ -125,19 +125,20 @@ def write_result(run_dir: Path, model: nn.Module, history: pd.DataFrame) -> None
     Everything goes to a temporary folder first, which is renamed into place: a reader sees
     the whole result or none.
     """
-    tmp = Path(tempfile.mkdtemp(prefix=".result-", dir=run_dir))
-    SafetensorsModelDataset(filepath=str(tmp / "trained_model")).save(to_artifact(model))
-    history.to_parquet(tmp / "history.parquet")
-    final = run_dir / "result"
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(tmp, final)
+    final = str(Path(run_dir) / "result")
+    tmp = make_temp_dir(final)
+    try:
+        save_artifact(to_artifact(model), os.path.join(tmp, "trained_model"))
+        history.to_parquet(os.path.join(tmp, "history.parquet"))
+        replace_dir(tmp, final)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def read_result(run_dir: Path) -> tuple[nn.Module, pd.DataFrame]:
     """The model (train mode) and history that rank 0 wrote."""
     result = Path(run_dir) / "result"
-    model = from_artifact(SafetensorsModelDataset(filepath=str(result / "trained_model")).load())
+    model = from_artifact(load_artifact(str(result / "trained_model")))
     return model.train(), pd.read_parquet(result / "history.parquet")
 
 
@@ -159,8 +160,7 @@ def model_from_checkpoint(run_dir: Path, p: FitParams) -> nn.Module:
     path = next((f for f in found if f.is_file()), None)
     if path is None:
         raise FileNotFoundError(f"no {BEST}.ckpt or {LAST}.ckpt in {p.checkpoint_dir}")
-    spec = SafetensorsModelDataset(filepath=str(Path(run_dir) / "inputs" / "initial_model"))
-    model = model_from_spec(spec.load().spec)
+    model = model_from_spec(load_artifact(str(Path(run_dir) / "inputs" / "initial_model")).spec)
     state = torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
     model.load_state_dict(
         {k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")}

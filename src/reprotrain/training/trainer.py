@@ -21,8 +21,9 @@ from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.plugins import TorchCheckpointIO
 from lightning.pytorch.plugins.environments import TorchElasticEnvironment
 from torch import nn
+from torch.utils.data import DataLoader
 
-from reprotrain.datasets.atomic import writing
+from reprotrain.atomic import writing
 from reprotrain.models import pad_token_id
 from reprotrain.params import FitParams, TrainerParams
 from reprotrain.training.budget import FloorEarlyStopping, TrainingPlan, plan_training
@@ -384,6 +385,89 @@ def keep_best_checkpoint(checkpoint: ModelCheckpoint, target: str | Path) -> Non
         torch.save(state, f)
 
 
+def seed_and_subsample(p: FitParams, train_set: pd.DataFrame, world_size: int) -> pd.DataFrame:
+    """Threads, determinism and seeds as configured; the training rows (subsampled if asked).
+
+    Raises:
+        ValueError: The global batch size does not split evenly over ``world_size`` devices.
+    """
+    if p.trainer.num_threads:
+        torch.set_num_threads(p.trainer.num_threads)
+    if p.trainer.deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    L.seed_everything(p.seed, workers=True, verbose=False)
+    if p.data.train_subsample and p.data.train_subsample < len(train_set):
+        train_set = train_set.sample(n=p.data.train_subsample, random_state=p.seed)
+    if p.data.batch_size % world_size:
+        raise ValueError(
+            f"fit.data.batch_size={p.data.batch_size} is not divisible by the "
+            f"{world_size} devices; choose a global batch size that is"
+        )
+    return train_set
+
+
+def make_loaders(
+    model: nn.Module,
+    train_set: pd.DataFrame,
+    validation_set: pd.DataFrame | None,
+    p: FitParams,
+    *,
+    rank: int,
+    world_size: int,
+) -> tuple[DataLoader, DataLoader | None]:
+    """The training loader (seeded, resumable) and the validation loader (``None``: no rows)."""
+    loader_kw: dict[str, Any] = {
+        "pad_token_id": pad_token_id(model),
+        "regression": p.task == "regression",
+        "num_workers": p.data.num_workers,
+        "rank": rank,
+        "world_size": world_size,
+    }
+    train_loader = make_loader(
+        train_set,
+        p.data.batch_size // world_size,
+        train=True,
+        group_by_length=p.data.group_by_length,
+        seed=p.seed,
+        **loader_kw,
+    )
+    if validation_set is None or len(validation_set) == 0:
+        return train_loader, None
+    return train_loader, make_loader(
+        validation_set, p.data.eval_batch_size, train=False, **loader_kw
+    )
+
+
+def prepare_resume(
+    trainer: L.Trainer, train_loader: DataLoader, p: FitParams, rank: int
+) -> Path | None:
+    """Wire the loader to Lightning's batch count; the checkpoint to resume from, if any.
+
+    A resumed run checks its checkpoints now (not when training ends), skips the batches of
+    the interrupted epoch already trained on, and carries the earlier history over.
+    """
+    if isinstance(train_loader, ResumableLoader):
+        # the batches of this epoch trained on, as Lightning counts them (saved with each
+        # checkpoint, so that a resumed run skips exactly those)
+        loop = trainer.fit_loop.epoch_loop
+        train_loader.progress = lambda: loop.batch_progress.current.processed
+    resume_from = last_checkpoint(p.checkpoint_dir) if p.resume else None
+    if resume_from is not None:
+        state = check_checkpoint(resume_from)
+        step = int(state.get("global_step", 0))
+        resume_loader(train_loader, state)
+        best_so_far = Path(p.checkpoint_dir, f"{BEST}.ckpt")
+        if best_so_far.is_file():  # loaded when training ends: refuse it now, not then
+            check_checkpoint(best_so_far)
+        if rank == 0:
+            carry_history(p.log_dir, step)
+    if p.resume and resume_from is None:
+        log.warning(
+            "fit.resume is set but %s holds no last.ckpt: starting afresh", p.checkpoint_dir
+        )
+    return resume_from
+
+
 def fit(
     model: nn.Module,
     train_set: pd.DataFrame,
@@ -406,38 +490,9 @@ def fit(
         callbacks: Extra Lightning callbacks (tests use them to stop or inspect a run).
     """
     p = parameters
-    if p.trainer.num_threads:
-        torch.set_num_threads(p.trainer.num_threads)
-    if p.trainer.deterministic:
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    L.seed_everything(p.seed, workers=True, verbose=False)
-    if p.data.train_subsample and p.data.train_subsample < len(train_set):
-        train_set = train_set.sample(n=p.data.train_subsample, random_state=p.seed)
-    if p.data.batch_size % world_size:
-        raise ValueError(
-            f"fit.data.batch_size={p.data.batch_size} is not divisible by the "
-            f"{world_size} devices; choose a global batch size that is"
-        )
-    loader_kw: dict[str, Any] = {
-        "pad_token_id": pad_token_id(model),
-        "regression": p.task == "regression",
-        "num_workers": p.data.num_workers,
-        "rank": rank,
-        "world_size": world_size,
-    }
-    train_loader = make_loader(
-        train_set,
-        p.data.batch_size // world_size,
-        train=True,
-        group_by_length=p.data.group_by_length,
-        seed=p.seed,
-        **loader_kw,
-    )
-    has_val = validation_set is not None and len(validation_set) > 0
-    val_loader = (
-        make_loader(validation_set, p.data.eval_batch_size, train=False, **loader_kw)
-        if has_val
-        else None
+    train_set = seed_and_subsample(p, train_set, world_size)
+    train_loader, val_loader = make_loaders(
+        model, train_set, validation_set, p, rank=rank, world_size=world_size
     )
     model.train()  # from_pretrained returns eval mode; Lightning keeps modes as it finds them
     num_labels = len(p.labels or [None])
@@ -452,31 +507,13 @@ def fit(
     plan = plan_training(
         p,
         batches_per_epoch=len(train_loader),
-        n_validation=len(validation_set) if has_val else 0,
+        n_validation=len(validation_set) if val_loader is not None else 0,
         batch_size=p.data.batch_size,
     )
     if rank == 0:
         log.info("fit: %s", plan.describe())
     trainer = build_trainer(p, plan, callbacks=callbacks, world_size=world_size)
-    if isinstance(train_loader, ResumableLoader):
-        # the batches of this epoch trained on, as Lightning counts them (saved with each
-        # checkpoint, so that a resumed run skips exactly those)
-        loop = trainer.fit_loop.epoch_loop
-        train_loader.progress = lambda: loop.batch_progress.current.processed
-    resume_from = last_checkpoint(p.checkpoint_dir) if p.resume else None
-    if resume_from is not None:
-        state = check_checkpoint(resume_from)
-        step = int(state.get("global_step", 0))
-        resume_loader(train_loader, state)
-        best_so_far = Path(p.checkpoint_dir, f"{BEST}.ckpt")
-        if best_so_far.is_file():  # loaded when training ends: refuse it now, not then
-            check_checkpoint(best_so_far)
-        if rank == 0:
-            carry_history(p.log_dir, step)
-    if p.resume and resume_from is None:
-        log.warning(
-            "fit.resume is set but %s holds no last.ckpt: starting afresh", p.checkpoint_dir
-        )
+    resume_from = prepare_resume(trainer, train_loader, p, rank)
     # A fresh run removes the previous run's checkpoints once it has started (FreshStart).
     trainer.fit(system, train_loader, val_loader, ckpt_path=resume_from, weights_only=True)
     best = next(c for c in trainer.callbacks if isinstance(c, ModelCheckpoint) and c.monitor)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,14 +15,15 @@ from kedro.io.core import DatasetError
 
 from reprotrain import packaging
 from reprotrain.datasets import ModelPackageDataset
-from reprotrain.datasets.package_dataset import ManifestError, verify_manifest
 from reprotrain.packaging import (
     ONNX_FILE,
+    ManifestError,
     PackageInputError,
     PackageVerificationError,
     TabularPackage,
     load_package,
     onnx_outputs,
+    verify_manifest,
 )
 from reprotrain.pipelines.package.nodes import build_package
 from tests.factories import (
@@ -157,7 +160,7 @@ def test_self_check_fails_on_a_broken_reload_and_keeps_the_old_package(
             tensor.data.add_(0.5)
         return package
 
-    monkeypatch.setattr(packaging, "load_package", broken_load)
+    monkeypatch.setattr(packaging.build, "load_package", broken_load)
     new = draft_for(tiny_mlp(table, seed=1), table)
     with pytest.raises(DatasetError, match="differs from the in-memory model|predicts label"):
         ModelPackageDataset(filepath=str(saved_mlp)).save(new)
@@ -290,3 +293,34 @@ print(json.dumps(out))
     ours = load_package(folder).predict(texts)
     assert [r["label"] for r in theirs] == ours["label"].tolist()
     np.testing.assert_allclose([r["score"] for r in theirs], ours["score"], atol=1e-5)
+
+
+def test_load_package_imports_neither_kedro_nor_lightning(saved_mlp, saved_bert, table, tmp_path):
+    """An application that only predicts does not pay for (or depend on) the project's stack."""
+    bert, texts = saved_bert
+    rows = tmp_path / "rows.csv"
+    draft_for(tiny_mlp(table), table).sample.to_csv(rows, index=False)
+    code = f"""
+import json, sys
+import pandas as pd
+from reprotrain.packaging import load_package
+load_package({str(saved_mlp)!r}).predict(pd.read_csv({str(rows)!r}))
+load_package({str(bert)!r}).predict({texts!r})
+print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in
+      ("kedro", "kedro_datasets", "lightning", "pytorch_lightning", "lightning_fabric"))))
+"""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == []
+
+
+def test_mlp_package_without_the_onnx_extra_says_which_to_install(monkeypatch, table, tmp_path):
+    monkeypatch.setitem(sys.modules, "onnxscript", None)  # as if not installed
+    with pytest.raises(DatasetError, match=r"pip install 'reprotrain\[onnx\]'"):
+        ModelPackageDataset(filepath=str(tmp_path / "package")).save(
+            draft_for(tiny_mlp(table), table)
+        )
+    assert not (tmp_path / "package").exists()

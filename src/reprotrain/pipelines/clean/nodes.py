@@ -7,7 +7,7 @@ from typing import Any
 
 import pandas as pd
 
-from reprotrain.features import as_missing
+from reprotrain.features import as_missing, normalise_text
 from reprotrain.params import CleanParams, parse
 
 log = logging.getLogger(__name__)
@@ -90,8 +90,7 @@ def _standardise(raw: pd.DataFrame, p: CleanParams) -> pd.DataFrame:
     if p.group_column:
         out["group"] = raw[p.group_column].astype("string")
     if p.text_column:
-        text = raw[p.text_column].astype("string").str.replace(r"\s+", " ", regex=True)
-        out["text"] = text.str.strip()
+        out["text"] = normalise_text(raw[p.text_column].astype("string"))
     for c in p.numeric_columns:
         out[c] = _numeric(raw, c)
         if out[c].isna().all():

@@ -35,7 +35,7 @@ def _token_ids(texts: list[str], p: ConvertParams) -> pd.Series:
     """Tokenise in batched calls; return one int32 array per text (no padding)."""
     from transformers import AutoTokenizer
 
-    from reprotrain.checkpoints import resolve_checkpoint
+    from reprotrain.pretrained import resolve_checkpoint
 
     if p.tokenizer is None:
         raise ValueError("convert.tokenizer must name a tokenizer for a text task")

@@ -13,9 +13,9 @@ from torch import nn
 from torchmetrics.functional import classification as C
 from torchmetrics.functional import mean_absolute_error, mean_squared_error
 
-from reprotrain.datasets import ModelArtifact
 from reprotrain.inference import predict_outputs, to_predictions
 from reprotrain.models import (
+    ModelArtifact,
     data_label_problem,
     from_artifact,
     label_order_problem,

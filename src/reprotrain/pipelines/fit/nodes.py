@@ -9,9 +9,8 @@ import lightning as L
 import pandas as pd
 from torch import nn
 
-from reprotrain.datasets import ModelArtifact
+from reprotrain.models import ModelArtifact, to_artifact
 from reprotrain.models import build_model as _build
-from reprotrain.models import to_artifact
 from reprotrain.params import parse
 from reprotrain.training.lock import task_lock
 from reprotrain.training.trainer import fit

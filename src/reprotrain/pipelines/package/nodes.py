@@ -7,8 +7,7 @@ from typing import Any
 
 import pandas as pd
 
-from reprotrain.datasets import ModelArtifact
-from reprotrain.models import from_artifact, label_order_problem, model_labels
+from reprotrain.models import ModelArtifact, from_artifact, label_order_problem, model_labels
 from reprotrain.packaging import (
     PackageDraft,
     PackageError,

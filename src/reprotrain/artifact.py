@@ -1,0 +1,92 @@
+"""``ModelArtifact``: what is saved of a model (architecture spec and weights), and its folder.
+
+Below ``reprotrain.models`` (and free of torch at import): the Kedro datasets use it without
+importing the model code.
+
+A model folder holds ``spec.json`` (the architecture, JSON) and ``model.safetensors`` (the
+weights): nothing is pickled in either direction. ``save_artifact`` swaps a new folder into
+place atomically (``reprotrain.atomic``); ``SafetensorsModelDataset`` is the Kedro dataset
+around these two functions.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass, field
+from typing import Any
+
+from reprotrain.atomic import make_temp_dir, recover_dir, replace_dir
+
+SPEC_FILE = "spec.json"
+WEIGHTS_FILE = "model.safetensors"
+
+
+class ArtifactError(ValueError):
+    """A model folder lacks a file or holds a corrupt one."""
+
+
+@dataclass
+class ModelArtifact:
+    """What is saved of a model: a JSON-able architecture spec and a tensor state dict."""
+
+    spec: dict[str, Any]
+    state_dict: dict[str, Any] = field(repr=False)
+    source: str | None = field(default=None, compare=False)
+    """The folder it was loaded from (``None`` for a model still in memory), for messages."""
+
+
+def save_artifact(artifact: ModelArtifact, target: str, **save_args: Any) -> None:
+    """Write ``spec.json`` and ``model.safetensors`` into a temporary folder, then swap it in.
+
+    Args:
+        artifact: The model to save.
+        target: The model folder (a local path); a folder already there is replaced.
+        save_args: Passed to ``safetensors.torch.save_file`` (e.g. ``metadata``).
+    """
+    from safetensors.torch import save_file
+
+    tmp = make_temp_dir(target)
+    try:
+        state = {k: v.detach().cpu().contiguous() for k, v in artifact.state_dict.items()}
+        save_file(state, os.path.join(tmp, WEIGHTS_FILE), **save_args)
+        with open(os.path.join(tmp, SPEC_FILE), "w", encoding="utf-8") as f:
+            json.dump(artifact.spec, f, indent=2, sort_keys=True, default=str)
+        replace_dir(tmp, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def load_artifact(folder: str, *, fs: Any = None, device: str = "cpu") -> ModelArtifact:
+    """Read the spec and the weights of a model folder.
+
+    Args:
+        folder: The model folder.
+        fs: An fsspec file system to read it from (default: the local one; a local folder
+            that a crash left swapped aside is restored first, ``recover_dir``).
+        device: Where the tensors go.
+
+    Raises:
+        ArtifactError: A file is missing or corrupt; the message names the folder and file.
+    """
+    from safetensors.torch import load
+
+    if fs is None:
+        import fsspec
+
+        fs = fsspec.filesystem("file")
+        recover_dir(folder)
+    for name in (SPEC_FILE, WEIGHTS_FILE):
+        if not fs.exists(f"{folder}/{name}"):
+            raise ArtifactError(f"model folder {folder} has no {name}")
+    name = SPEC_FILE
+    try:
+        with fs.open(f"{folder}/{SPEC_FILE}", "r") as f:
+            spec = json.load(f)
+        name = WEIGHTS_FILE
+        with fs.open(f"{folder}/{WEIGHTS_FILE}", "rb") as f:
+            state = load(f.read())
+    except Exception as err:  # corrupt JSON or safetensors header
+        raise ArtifactError(f"model folder {folder} is corrupt: {name}: {err}") from err
+    return ModelArtifact(spec, {k: v.to(device) for k, v in state.items()}, source=folder)

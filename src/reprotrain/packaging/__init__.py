@@ -1,0 +1,76 @@
+"""Self-contained model packages: build, write, verify, load, predict.
+
+A package is one folder that runs without this project:
+
+- transformer: the ``save_pretrained`` layout (``config.json`` with ``id2label``,
+  ``model.safetensors``, tokenizer files), loadable by plain
+  ``transformers.pipeline("text-classification", model=folder)``;
+- mlp: ``model.safetensors`` (weights and the scaling buffers), ``package.json`` (architecture
+  and preprocessing: feature names, numeric columns, categories, scaling) and ``model.onnx``
+  (raw features → logits, dynamic batch), runnable with onnxruntime alone;
+- both: ``package.json``, ``metrics.json``, ``lineage.json`` (git commit, SHA-256 of the input
+  data, library versions, seed), a model card ``README.md`` and ``manifest.json`` (SHA-256 of
+  every file). Nothing is pickled.
+
+Applications use ``load_package(folder).predict(rows)``:
+
+.. code-block:: python
+
+    from reprotrain.packaging import load_package
+
+    package = load_package("data/06_models/reviews/package")   # checks manifest.json first
+    package.predict(["a lovely, moving film", "dull and far too long"])
+    #       label  label_id     score
+    # 0  positive         1  0.981...
+    # 1  negative         0  0.975...
+
+The pieces: ``format`` (version, file names), ``manifest`` (SHA-256 of every file),
+``runtime`` (predictors, ``load_package``, verification; imports neither Kedro nor
+Lightning), ``build`` (``PackageDraft``, ``package.json``), ``card``, ``lineage``, ``onnx``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# The public API, imported on first use: the Kedro datasets read ``format`` and ``manifest``
+# without paying for torch, and ``load_package`` without ``build``'s ONNX export.
+_EXPORTS = {
+    "PackageDraft": "build",
+    "example_rows": "build",
+    "in_memory_package": "build",
+    "package_info": "build",
+    "render_card": "card",
+    "FORMAT_VERSION": "format",
+    "MANIFEST_FILE": "format",
+    "ONNX_FILE": "format",
+    "PACKAGE_FILE": "format",
+    "collect_lineage": "lineage",
+    "git_commit": "lineage",
+    "library_versions": "lineage",
+    "ManifestError": "manifest",
+    "sha256_file": "manifest",
+    "verify_manifest": "manifest",
+    "write_manifest": "manifest",
+    "export_onnx": "onnx",
+    "onnx_outputs": "onnx",
+    "Package": "runtime",
+    "PackageError": "runtime",
+    "PackageInputError": "runtime",
+    "PackageVerificationError": "runtime",
+    "TabularPackage": "runtime",
+    "TextPackage": "runtime",
+    "compare_predictions": "runtime",
+    "load_package": "runtime",
+    "read_package_info": "runtime",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """``reprotrain.packaging.<name>``: the public name from its module, or a submodule."""
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    if name in set(_EXPORTS.values()):
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

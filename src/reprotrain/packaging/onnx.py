@@ -1,0 +1,64 @@
+"""ONNX export of an MLP (raw features → logits, dynamic batch) and running it with onnxruntime."""
+
+from __future__ import annotations
+
+import copy
+import importlib
+import logging
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from reprotrain.models.mlp import MLP
+from reprotrain.packaging.format import ONNX_INPUT, ONNX_OUTPUT
+from reprotrain.packaging.runtime import PackageError
+
+
+class OnnxMissingError(PackageError):
+    """The optional ONNX libraries (the ``onnx`` extra) are not installed."""
+
+
+def require_onnx(module: str) -> Any:
+    """Import ``module`` (onnx, onnxscript or onnxruntime), or say which extra provides it.
+
+    Raises:
+        OnnxMissingError: The module is not installed.
+    """
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise OnnxMissingError(
+            f"an MLP package holds an ONNX export, which needs {module}: install the onnx "
+            "extra (`pip install 'reprotrain[onnx]'`, or `make setup`)"
+        ) from None
+
+
+def onnx_outputs(path: str | Path, features: np.ndarray) -> np.ndarray:
+    """Run an exported MLP with onnxruntime alone."""
+    ort = require_onnx("onnxruntime")
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return session.run([ONNX_OUTPUT], {ONNX_INPUT: features.astype(np.float32)})[0]
+
+
+def export_onnx(model: MLP, path: str | Path) -> None:
+    """Export ``model`` (features → logits) to a single ONNX file with a dynamic batch axis."""
+    require_onnx("onnxscript")  # torch's exporter needs it (and onnx)
+    logging.getLogger("torch.onnx").setLevel(logging.ERROR)
+    module = copy.deepcopy(model).eval()
+    example = torch.zeros(2, len(model.spec["feature_names"]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        torch.onnx.export(
+            module,
+            (example,),
+            str(path),
+            dynamo=True,
+            external_data=False,
+            input_names=[ONNX_INPUT],
+            output_names=[ONNX_OUTPUT],
+            dynamic_shapes=({0: torch.export.Dim("batch")},),
+            verbose=False,
+        )

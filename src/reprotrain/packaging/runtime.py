@@ -1,0 +1,426 @@
+"""A loaded package: the predictors, ``load_package`` and the check that a reload agrees.
+
+Nothing here imports Kedro or Lightning: an application that only predicts needs torch,
+pandas and (for text) transformers.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from reprotrain.atomic import recover_dir
+from reprotrain.batches import sorted_batches
+from reprotrain.features import normalise_text, one_hot
+from reprotrain.inference import to_predictions
+from reprotrain.models.mlp import MLP, mlp_from_spec
+from reprotrain.packaging.format import FORMAT_VERSION, PACKAGE_FILE, WEIGHTS_FILE
+from reprotrain.packaging.manifest import verify_manifest
+
+log = logging.getLogger(__name__)
+
+
+class PackageError(ValueError):
+    """A package cannot be written, loaded or used."""
+
+
+class PackageInputError(PackageError):
+    """The rows given to ``predict`` lack a needed column or hold unusable values."""
+
+
+class PackageVerificationError(PackageError):
+    """A package reloaded from disk does not predict what the in-memory model predicts."""
+
+
+def _as_frame(rows: Any, column: str | None) -> pd.DataFrame:
+    """Rows as a DataFrame: a DataFrame, a list of dicts, or (text tasks) a list of strings."""
+    if isinstance(rows, pd.DataFrame):
+        return rows
+    if isinstance(rows, str):
+        rows = [rows]
+    rows = list(rows)
+    if column is not None and all(isinstance(r, str) for r in rows):
+        return pd.DataFrame({column: rows})
+    return pd.DataFrame(rows)
+
+
+def _require(frame: pd.DataFrame, columns: list[str]) -> None:
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise PackageInputError(
+            f"the table to predict lacks the column(s) {missing} the model needs; "
+            f"it has {list(frame.columns)}"
+        )
+
+
+class TextPackage:
+    """A text classifier (or regressor): a Hugging Face model and its tokenizer."""
+
+    family = "transformer"
+
+    def __init__(
+        self,
+        model: nn.Module,
+        tokenizer: Any,
+        *,
+        task: str,
+        labels: list[str] | None,
+        max_length: int,
+        text_column: str = "text",
+        info: dict[str, Any] | None = None,
+    ) -> None:
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.task = task
+        self.labels = labels
+        self.max_length = max_length
+        self.text_column = text_column
+        self.info = info or {}
+
+    def texts(self, rows: Any, text_column: str | None = None) -> list[str]:
+        """The whitespace-normalised texts of ``rows`` (as the clean step normalises them)."""
+        column = text_column or self.text_column
+        frame = _as_frame(rows, column)
+        if column not in frame.columns and text_column is None and "text" in frame.columns:
+            column = "text"  # the standard name, where the table has no other candidate
+        _require(frame, [column])
+        values = frame[column]
+        if values.isna().any():
+            bad = frame.index[values.isna()].tolist()[:5]
+            raise PackageInputError(f"column '{column}' has missing text (rows {bad}...)")
+        return normalise_text(values.astype(str)).tolist()
+
+    @torch.inference_mode()
+    def outputs(
+        self, rows: Any, *, batch_size: int = 64, text_column: str | None = None
+    ) -> np.ndarray:
+        """Raw model outputs for every row, in row order (texts batched by length)."""
+        texts = self.texts(rows, text_column)
+        width = 1 if self.labels is None else len(self.labels)
+        out = np.empty((len(texts), width), dtype=np.float32)
+        for idx in sorted_batches([len(t) for t in texts], batch_size):
+            enc = self.tokenizer(
+                [texts[j] for j in idx],
+                truncation=True,
+                max_length=self.max_length,
+                padding=True,
+                return_tensors="pt",
+            )
+            out[idx] = self.model(**enc).logits.float().cpu().numpy()
+        return out
+
+    def predict(
+        self, rows: Any, *, batch_size: int = 64, text_column: str | None = None
+    ) -> pd.DataFrame:
+        """Label and score (classification) or prediction (regression) for every row.
+
+        Args:
+            rows: A DataFrame with the text column, a list of dicts, or a list of strings.
+            batch_size: Texts per forward pass.
+            text_column: The column holding the text (default: the package's, the name the
+                raw training table gave it; a table without it may use ``text``).
+
+        Raises:
+            PackageInputError: The text column is missing or has missing values.
+        """
+        return to_predictions(
+            self.outputs(rows, batch_size=batch_size, text_column=text_column), self.labels
+        )
+
+
+def _warn_mostly_missing(frame: pd.DataFrame, numeric_columns: list[str]) -> None:
+    """Warn about rows whose numbers are mostly missing: their prediction is mostly imputed."""
+    if not numeric_columns:
+        return
+    share = frame[numeric_columns].isna().mean(axis=1)
+    mostly = frame.index[share > 0.5]
+    if len(mostly):
+        log.warning(
+            "%d row(s) have more than half of their numeric columns %s missing (rows %s%s): "
+            "their predictions rest mostly on imputed training means",
+            len(mostly),
+            numeric_columns,
+            mostly[:5].tolist(),
+            ", ..." if len(mostly) > 5 else "",
+        )
+
+
+class TabularPackage:
+    """An MLP on numeric and one-hot categorical columns (scaling inside the model)."""
+
+    family = "mlp"
+
+    def __init__(
+        self,
+        model: MLP,
+        *,
+        task: str,
+        labels: list[str] | None,
+        numeric_columns: list[str],
+        categories: dict[str, list[str]],
+        info: dict[str, Any] | None = None,
+    ) -> None:
+        self.model = model.eval()
+        self.task = task
+        self.labels = labels
+        self.numeric_columns = list(numeric_columns)
+        # The model's feature_names are the one ordered source of truth: a JSON object of
+        # categories may come back in another order (package.json is written with sorted keys).
+        expected = list(model.spec["feature_names"])
+        position = {name: i for i, name in enumerate(expected)}
+        self.categories = {
+            k: list(v)
+            for k, v in sorted(
+                categories.items(),
+                key=lambda kv: position.get(f"{kv[0]}={kv[1][0]}", len(expected)) if kv[1] else 0,
+            )
+        }
+        self.info = info or {}
+        names = self.numeric_columns + [f"{c}={v}" for c, vs in self.categories.items() for v in vs]
+        if names != list(model.spec["feature_names"]):
+            raise PackageError(
+                f"preprocessing gives features {names} but the model expects "
+                f"{model.spec['feature_names']}"
+            )
+
+    def features(self, rows: Any) -> np.ndarray:
+        """Raw rows → the model's float32 features (numbers as given, categories one-hot).
+
+        A missing number stays NaN (the model imputes the training mean); a missing or
+        unknown category encodes as all zeros (unknown: with a warning), as in the convert step.
+
+        Raises:
+            PackageInputError: A needed column is missing, or a numeric column is not numeric
+                or holds an infinite value.
+        """
+        frame = _as_frame(rows, None)
+        _require(frame, [*self.numeric_columns, *self.categories])
+        cols = []
+        for c in self.numeric_columns:
+            try:
+                values = pd.to_numeric(frame[c], errors="raise").to_numpy(dtype=np.float32)
+            except (ValueError, TypeError) as err:
+                raise PackageInputError(f"column '{c}' must be numeric: {err}") from None
+            if np.isinf(values).any():
+                rows = frame.index[np.isinf(values)].tolist()[:5]
+                raise PackageInputError(f"column '{c}' holds infinite values (rows {rows})")
+            cols.append(values)
+        for c, values in self.categories.items():
+            cols += one_hot(frame[c], c, values).values()
+        _warn_mostly_missing(frame, self.numeric_columns)
+        return np.stack(cols, axis=1) if cols else np.empty((len(frame), 0), np.float32)
+
+    @torch.inference_mode()
+    def outputs(self, rows: Any, *, batch_size: int = 1024, **_: Any) -> np.ndarray:
+        """Raw model outputs for every row, in row order."""
+        x = torch.from_numpy(self.features(rows))
+        chunks = [
+            self.model(x[i : i + batch_size]).float().numpy() for i in range(0, len(x), batch_size)
+        ]
+        width = 1 if self.labels is None else len(self.labels)
+        return np.concatenate(chunks) if chunks else np.empty((0, width), np.float32)
+
+    def predict(self, rows: Any, *, batch_size: int = 1024, **_: Any) -> pd.DataFrame:
+        """Label and score (classification) or prediction (regression) for every row.
+
+        Raises:
+            PackageInputError: A needed column is missing or not numeric.
+        """
+        return to_predictions(self.outputs(rows, batch_size=batch_size), self.labels)
+
+
+Package = TextPackage | TabularPackage
+
+
+_REQUIRED = {
+    "transformer": {"max_length": int, "inputs": dict},
+    "mlp": {"architecture": dict, "preprocessing": dict},
+}
+
+
+def _read_json_object(path: Path) -> dict[str, Any]:
+    """``path`` as a JSON object; ``PackageError`` naming it when it is missing or not one."""
+    if not path.is_file():
+        raise PackageError(f"{path.parent} is not a model package: it has no {path.name}")
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as err:
+        raise PackageError(f"{path} is not valid JSON ({err}); rebuild the package") from None
+    if not isinstance(info, dict):
+        raise PackageError(f"{path} must hold a JSON object, not {type(info).__name__}")
+    return info
+
+
+def _check_keys(path: Path, info: dict[str, Any], wanted: dict[str, Any]) -> None:
+    """Refuse ``info`` unless it holds each key of ``wanted`` with a value of its type."""
+    for key, kind in wanted.items():
+        if key not in info:
+            raise PackageError(f"{path}: key '{key}' is missing; rebuild the package")
+        if not isinstance(info[key], kind):
+            raise PackageError(
+                f"{path}: key '{key}' has the wrong type ({type(info[key]).__name__}: "
+                f"{info[key]!r}); rebuild the package"
+            )
+
+
+def read_package_info(folder: Path) -> dict[str, Any]:
+    """``package.json`` of ``folder``, checked for the keys and types ``load_package`` uses.
+
+    Raises:
+        PackageError: The file is missing, not JSON, or lacks a key or has one of the wrong
+            type; the message names the file and the key.
+    """
+    path = folder / PACKAGE_FILE
+    info = _read_json_object(path)
+    if info.get("format") != FORMAT_VERSION:
+        raise PackageError(f"{path}: unsupported package format {info.get('format')!r}")
+    family = info.get("family")
+    if family not in _REQUIRED:
+        raise PackageError(f"{path}: unknown model family {family!r}; known: {sorted(_REQUIRED)}")
+    _check_keys(path, info, {"task": str, "labels": (list, type(None)), **_REQUIRED[family]})
+    nested = (
+        {"inputs": ("text_column",)}
+        if family == "transformer"
+        else {"preprocessing": ("numeric_columns", "categories")}
+    )
+    for key, subkeys in nested.items():
+        for sub in subkeys:
+            if sub not in info[key]:
+                raise PackageError(f"{path}: key '{key}.{sub}' is missing; rebuild the package")
+    if (info["task"] == "classification") != isinstance(info["labels"], list):
+        raise PackageError(f"{path}: task {info['task']!r} with labels {info['labels']!r}")
+    return info
+
+
+def _check_package_labels(folder: Path, info: dict[str, Any], model: nn.Module) -> None:
+    """Refuse a package whose ``package.json`` labels disagree with the model's own."""
+    from reprotrain.models import model_labels
+
+    recorded = model_labels(model)
+    listed = info["labels"]
+    if recorded is not None and listed is not None and list(listed) != recorded:
+        raise PackageError(
+            f"{folder}: {PACKAGE_FILE} lists labels {listed} but the model "
+            f"({'config.json id2label' if info['family'] == 'transformer' else 'architecture.labels'}) "
+            f"was trained on {recorded}: predictions would carry the wrong class names. "
+            "Rebuild the package from the trained model (`kedro run --pipelines=package`)."
+        )
+    width = 1 if listed is None else len(listed)
+    outputs = (
+        model.config.num_labels if info["family"] == "transformer" else model.spec["out_features"]
+    )
+    if outputs != width:
+        raise PackageError(
+            f"{folder}: {PACKAGE_FILE} lists {width} label(s) {listed} for a model with "
+            f"{outputs} outputs; rebuild the package"
+        )
+
+
+def load_package(folder: str | Path, *, verify: bool = True) -> Package:
+    """Load a package folder for prediction.
+
+    When the folder is missing because a crash interrupted the swap of a new version into
+    place, the previous version is restored first (``recover_dir``).
+
+    Args:
+        folder: The package folder.
+        verify: Check ``manifest.json`` first (recommended).
+
+    Raises:
+        ManifestError: A file is missing, changed or not listed, the manifest is malformed or
+            lists a path outside the folder, or the folder holds a symbolic link (``verify``).
+        PackageError: ``package.json`` is missing, malformed or of an unknown format, or its
+            labels disagree with the model's (``config.json`` ``id2label``, the MLP's spec).
+    """
+    folder = Path(folder)
+    recover_dir(str(folder))
+    if verify:
+        verify_manifest(folder)
+    info = read_package_info(folder)
+    if info["family"] == "transformer":
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        from reprotrain.models.transformer import quietly
+
+        if not (folder / WEIGHTS_FILE).is_file():
+            raise PackageError(
+                f"{folder} has no {WEIGHTS_FILE}; packages load safetensors weights only "
+                "(a pickled pytorch_model.bin is never loaded)"
+            )
+        # safetensors only: a pickled pytorch_model.bin is never loaded, whatever is listed
+        model = quietly(
+            AutoModelForSequenceClassification.from_pretrained, folder, use_safetensors=True
+        )
+        _check_package_labels(folder, info, model)
+        tokenizer = AutoTokenizer.from_pretrained(folder)
+        return TextPackage(
+            model,
+            tokenizer,
+            task=info["task"],
+            labels=info["labels"],
+            max_length=info["max_length"],
+            text_column=info["inputs"]["text_column"],
+            info=info,
+        )
+    from safetensors.torch import load_file
+
+    try:
+        model = mlp_from_spec(info["architecture"])
+    except (TypeError, ValueError) as err:
+        raise PackageError(f"{folder / PACKAGE_FILE}: bad 'architecture': {err}") from None
+    _check_package_labels(folder, info, model)
+    model.load_state_dict(load_file(folder / WEIGHTS_FILE), strict=True)
+    pre = info["preprocessing"]
+    return TabularPackage(
+        model,
+        task=info["task"],
+        labels=info["labels"],
+        numeric_columns=pre["numeric_columns"],
+        categories=pre["categories"],
+        info=info,
+    )
+
+
+def compare_predictions(
+    expected: pd.DataFrame, actual: pd.DataFrame, tolerance: float, what: str = "reloaded package"
+) -> None:
+    """Raise unless ``actual`` has the same labels and scores within ``tolerance``.
+
+    Scores are probabilities: compared within ``tolerance``. Regression predictions are in
+    the target's units, which may be in the thousands: compared within ``tolerance`` relative
+    to their size (float32 keeps about seven significant digits).
+
+    Raises:
+        PackageVerificationError: Naming the first differing row.
+    """
+    if len(expected) != len(actual):
+        raise PackageVerificationError(
+            f"{what}: {len(actual)} predictions, expected {len(expected)}"
+        )
+    if "label" in expected:
+        differ = np.flatnonzero(expected["label"].to_numpy() != actual["label"].to_numpy())
+        if differ.size:
+            i = int(differ[0])
+            raise PackageVerificationError(
+                f"{what} predicts label {actual['label'].iloc[i]!r} for sample row {i}, the "
+                f"in-memory model {expected['label'].iloc[i]!r} ({differ.size} rows differ)"
+            )
+    column = "score" if "score" in expected else "prediction"
+    want = expected[column].to_numpy(dtype=np.float64)
+    gap = np.abs(want - actual[column].to_numpy(dtype=np.float64))
+    if column == "prediction":
+        gap = gap / np.maximum(1.0, np.abs(want))
+    if gap.size and not gap.max() <= tolerance:
+        i = int(np.nanargmax(gap)) if not np.isnan(gap).all() else 0
+        raise PackageVerificationError(
+            f"{what}: {column} of sample row {i} differs from the in-memory model by "
+            f"{gap[i]:.3g}{' (relative)' if column == 'prediction' else ''} "
+            f"(tolerance {tolerance:g})"
+        )

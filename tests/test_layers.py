@@ -26,7 +26,16 @@ LAYERS = [
     ("datasets", ["datasets"]),
     (
         "project",
-        ["settings", "hooks", "cli", "scaffold", "pipeline_registry", "demo_data", "__main__"],
+        [
+            "settings",
+            "hooks",
+            "cli",
+            "scaffold",
+            "tune_apply",
+            "pipeline_registry",
+            "demo_data",
+            "__main__",
+        ],
     ),
 ]
 RANK = {top: i for i, (_, tops) in enumerate(LAYERS) for top in tops}

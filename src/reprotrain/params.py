@@ -460,7 +460,7 @@ class TuneParams(_Params):
     over conf/base's: ``null`` drops a key from the search.
     """
 
-    task: Literal["classification", "regression"] = "classification"
+    task: TaskType = "classification"
     trials: int | None = Field(20, gt=0)
     # minutes of search (Optuna's timeout): no trial starts after it; null: no time limit
     budget: float | None = Field(None, gt=0)

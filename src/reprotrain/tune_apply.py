@@ -38,7 +38,7 @@ def apply(conf: Path, env: str) -> tuple[Path, dict[str, Any]]:
     Raises:
         ParameterError: no search result for the env's task, or the merged group is invalid.
     """
-    from reprotrain.config import load_parameters
+    from reprotrain.settings import load_parameters
 
     task = load_parameters("task", conf, env)
     best_file = Path("data/08_reporting") / task["name"] / "tune" / "best_params.yml"

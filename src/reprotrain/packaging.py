@@ -114,6 +114,8 @@ class TextPackage:
     """A text classifier (or regressor): a Hugging Face model and its tokenizer."""
 
     family = "transformer"
+    backend = "torch"
+    folder: Path | None = None  # the folder it was loaded from (``load_package``)
 
     def __init__(
         self,
@@ -159,15 +161,15 @@ class TextPackage:
         out = np.empty((len(texts), width), dtype=np.float32)
         for i in range(0, len(texts), batch_size):
             idx = order[i : i + batch_size]
-            enc = self.tokenizer(
-                [texts[j] for j in idx],
-                truncation=True,
-                max_length=self.max_length,
-                padding=True,
-                return_tensors="pt",
-            )
-            out[idx] = self.model(**enc).logits.float().cpu().numpy()
+            out[idx] = self._logits([texts[j] for j in idx])
         return out
+
+    def _logits(self, texts: list[str]) -> np.ndarray:
+        """One forward pass: ``texts`` padded to the longest of them → raw outputs."""
+        enc = self.tokenizer(
+            texts, truncation=True, max_length=self.max_length, padding=True, return_tensors="pt"
+        )
+        return self.model(**enc).logits.float().cpu().numpy()
 
     def predict(
         self, rows: Any, *, batch_size: int = 64, text_column: str | None = None
@@ -366,7 +368,7 @@ def _check_package_labels(folder: Path, info: dict[str, Any], model: nn.Module) 
         )
 
 
-def load_package(folder: str | Path, *, verify: bool = True) -> Package:
+def load_package(folder: str | Path, *, verify: bool = True, backend: str = "torch") -> Package:
     """Load a package folder for prediction.
 
     When the folder is missing because a crash interrupted the swap of a new version into
@@ -375,6 +377,8 @@ def load_package(folder: str | Path, *, verify: bool = True) -> Package:
     Args:
         folder: The package folder.
         verify: Check ``manifest.json`` first (recommended).
+        backend: ``torch``, or ``onnx``: a text package built with ``package.onnx`` runs its
+            ONNX model with onnxruntime (``reprotrain.onnx_text``).
 
     Raises:
         ManifestError: A file is missing, changed or not listed, the manifest is malformed or
@@ -387,6 +391,12 @@ def load_package(folder: str | Path, *, verify: bool = True) -> Package:
     if verify:
         verify_manifest(folder)
     info = read_package_info(folder)
+    if backend not in ("torch", "onnx"):
+        raise PackageError(f"backend must be 'torch' or 'onnx', not {backend!r}")
+    if backend == "onnx":
+        from reprotrain.onnx_text import load_onnx_package
+
+        return load_onnx_package(folder, info)
     if info["family"] == "transformer":
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
@@ -403,7 +413,7 @@ def load_package(folder: str | Path, *, verify: bool = True) -> Package:
         )
         _check_package_labels(folder, info, model)
         tokenizer = AutoTokenizer.from_pretrained(folder)
-        return TextPackage(
+        package = TextPackage(
             model,
             tokenizer,
             task=info["task"],
@@ -412,6 +422,8 @@ def load_package(folder: str | Path, *, verify: bool = True) -> Package:
             text_column=info["inputs"]["text_column"],
             info=info,
         )
+        package.folder = folder
+        return package
     from safetensors.torch import load_file
 
     try:
@@ -761,6 +773,7 @@ class PackageDraft:
     lineage: dict[str, Any]
     sample: pd.DataFrame = field(repr=False)
     tolerance: float = 1e-5
+    onnx: str | None = None  # text packages: also write an ONNX model, "fp32" or "int8"
 
     def write(self, folder: Path) -> None:
         """Write weights, config/tokenizer or ONNX, metadata and the card into ``folder``."""
@@ -769,6 +782,10 @@ class PackageDraft:
             self.package.model.save_pretrained(folder)
             self.package.tokenizer.save_pretrained(folder)
             self._set_tokenizer_max_length(folder)
+            if self.onnx:
+                from reprotrain.onnx_text import export_text_onnx
+
+                export_text_onnx(self.package.model, folder, self.onnx)
         else:
             from safetensors.torch import save_file
 
@@ -817,6 +834,11 @@ class PackageDraft:
             compare_predictions(
                 expected, to_predictions(logits, self.package.labels), self.tolerance, "ONNX export"
             )
+        if self.onnx:
+            from reprotrain.onnx_text import load_onnx_package, verify_onnx
+
+            onnx = load_onnx_package(Path(folder), read_package_info(Path(folder)))
+            verify_onnx(expected, onnx, self.sample, self.tolerance)
         log.info("package verified: %d sample rows agree after reload", len(self.sample))
 
 

@@ -9,7 +9,7 @@ import pandas as pd
 
 from reprotrain.features import as_missing
 from reprotrain.inference import predict_rows
-from reprotrain.packaging import Package, PackageInputError
+from reprotrain.packaging import Package, PackageError, PackageInputError, load_package
 from reprotrain.params import parse
 
 log = logging.getLogger(__name__)
@@ -30,6 +30,11 @@ def predict_table(
             named like one that predict adds (both named in the message).
     """
     p = parse("predict", parameters)
+    if p.backend == "onnx" and getattr(model_package, "backend", "torch") != "onnx":
+        folder = getattr(model_package, "folder", None)
+        if folder is None:
+            raise PackageError("predict.backend onnx needs a text package loaded from a folder")
+        model_package = load_package(folder, verify=False, backend="onnx")  # checked on load
     added = ["predicted_label", "score"] if model_package.labels is not None else ["prediction"]
     _refuse_taken_names(predict_input, added)
     preds = predict_rows(

@@ -12,6 +12,7 @@ from reprotrain.datasets.atomic import (
 )
 from reprotrain.datasets.model_dataset import ModelArtifact, SafetensorsModelDataset
 from reprotrain.datasets.package_dataset import ModelPackageDataset
+from reprotrain.datasets.streaming import StreamingCSVDataset
 
 __all__ = [
     "AtomicCSVDataset",
@@ -22,6 +23,7 @@ __all__ = [
     "ModelArtifact",
     "ModelPackageDataset",
     "SafetensorsModelDataset",
+    "StreamingCSVDataset",
 ]
 
 

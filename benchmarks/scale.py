@@ -16,7 +16,8 @@ resident set size. Predict runs on the texts without labels:
   size, to show how predict's own machinery (read, tokenise, write: streamed in chunks)
   scales in time and memory without an hour of MiniLM forward passes.
 
-Sections (``--only``): ``text`` (clean, convert, split at each size), ``predict``,
+Sections (``--only``): ``imports`` (peak RSS and time of importing the training path's
+libraries, each set in a fresh process, 3 rounds), ``text`` (clean, convert, split at each size), ``predict``,
 ``tabular``, ``tokenize`` (convert's tokenizer threads: single-threaded batched calls, the
 same with ``TOKENIZERS_PARALLELISM=true``, and the convert node, 100k texts, 3 rounds
 interleaved). Writes ``benchmarks/scale_results.json`` (merged with earlier sections).
@@ -245,10 +246,57 @@ def bench_tokenize(work: Path, raw: Path, package: Path, rounds: int = 3) -> dic
     }
 
 
+IMPORT_SETS = {
+    "torch": "torch",
+    "torch+transformers+pandas+pyarrow (hand loop)": "torch,transformers,pandas,pyarrow",
+    "+ lightning": "torch,transformers,pandas,pyarrow,lightning",
+    "+ lightning + torchmetrics": "torch,transformers,pandas,pyarrow,lightning,torchmetrics",
+    "reprotrain.training.trainer (project fit)": "reprotrain.training.trainer",
+    "kedro_datasets.pandas + kedro.io": "kedro.io,kedro_datasets.pandas",
+}
+IMPORT_WORKER = """
+import importlib, json, resource, sys, time
+sys.path.insert(0, {src!r})
+start = time.perf_counter()
+for name in sys.argv[1].split(","):
+    importlib.import_module(name)
+seconds = time.perf_counter() - start
+optional = [m for m in ("matplotlib", "scipy", "sklearn", "kedro", "sqlalchemy") if m in sys.modules]
+print("RESULT " + json.dumps({{"seconds": seconds, "optional_loaded": optional,
+      "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+"""
+
+
+def bench_imports(rounds: int = 3) -> dict[str, Any]:
+    """Peak RSS and time of importing each set of modules, in a fresh process each."""
+    code = IMPORT_WORKER.format(src=str(ROOT / "src"))
+    raw: dict[str, list[dict[str, Any]]] = {k: [] for k in IMPORT_SETS}
+    for r in range(rounds):
+        for name in rotated(list(IMPORT_SETS), r):
+            proc = subprocess.run(
+                [sys.executable, "-c", code, IMPORT_SETS[name]],
+                env=ENV,
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT "))
+            raw[name].append(json.loads(line[7:]))
+    out = {}
+    for name, runs in raw.items():
+        out[name] = {
+            "rss_mib": stats([x["rss_mib"] for x in runs]),
+            "seconds": stats([x["seconds"] for x in runs]),
+            "optional_loaded": runs[0]["optional_loaded"],
+        }
+        print(f"  imports {name}: {out[name]['rss_mib']['median']:.0f} MiB", flush=True)
+    return out
+
+
 def main() -> None:
     """Run the chosen sections and merge them into scale_results.json."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--only", default="tokenize,text,predict,tabular")
+    ap.add_argument("--only", default="imports,tokenize,text,predict,tabular")
     ap.add_argument("--data", type=Path, default=ROOT / "data")
     ap.add_argument("--out", type=Path, default=HERE / "scale_results.json")
     args = ap.parse_args()
@@ -269,6 +317,8 @@ def main() -> None:
                 figures = bench_tabular(
                     work, raw / "penguins.csv", args.data / "06_models/penguins/package"
                 )
+            elif section == "imports":
+                figures = bench_imports()
             elif section == "tokenize":
                 figures = bench_tokenize(work, raw / "movie_reviews.csv", package)
             else:

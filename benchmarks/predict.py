@@ -39,7 +39,7 @@ from run import ENV, environment, loadavg, rotated, stats  # noqa: E402
 
 PY = sys.executable
 THREADS = 2
-N_TEXTS = 3000
+N_TEXTS = int(os.environ.get("PREDICT_TEXTS", "3000"))
 VARIANTS = ("kedro", "ours", "onnx", "int8", "hf64", "hf1")
 
 
@@ -180,11 +180,17 @@ def main() -> None:
     ap.add_argument("--package", type=Path, default=ROOT / "data/06_models/reviews/package")
     ap.add_argument("--raw", type=Path, default=ROOT / "data/01_raw/movie_reviews.csv")
     ap.add_argument("--variants", default=",".join(VARIANTS))
+    ap.add_argument(
+        "--test-predictions",
+        type=Path,
+        default=ROOT / "data/07_model_output/reviews/test_predictions.csv",
+        help="the package's test split (ids and actual labels), from the evaluate step",
+    )
     ap.add_argument("--out", type=Path, default=HERE / "predict_results.json")
     ap.add_argument("worker", nargs="*", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
-        worker(*args.worker)
+        worker(*args.worker[1:])  # the first is the word 'worker'
         return
     import pandas as pd
 
@@ -202,9 +208,7 @@ def main() -> None:
         raw = pd.read_csv(args.raw, keep_default_na=False, na_values=[""])
         sample = raw.sample(n=N_TEXTS, random_state=0)[["id", "text"]]
         sample.to_csv(work / "texts.csv", index=False)
-        tests = pd.read_csv(
-            args.package.parents[2] / "07_model_output/reviews/test_predictions.csv"
-        )
+        tests = pd.read_csv(args.test_predictions)
         test = tests[["id", "actual"]].merge(raw[["id", "text"]], on="id", how="left")
         test.to_csv(work / "test.csv", index=False)
         packages = {"ours": work / "pkg", "hf64": work / "pkg", "hf1": work / "pkg"}

@@ -39,6 +39,11 @@ OUTPUT = "logits"
 INT8_MIN_AGREEMENT = 0.9
 
 
+def _no_preprocessing_hint(record: logging.LogRecord) -> bool:
+    """Drop onnxruntime's advice to pre-process first (meant for convolution networks)."""
+    return "pre-processing before quantization" not in record.getMessage()
+
+
 class _Logits(nn.Module):
     """``model(input_ids, attention_mask).logits`` as a module with two tensor inputs."""
 
@@ -92,7 +97,12 @@ def export_text_onnx(model: nn.Module, folder: Path, precision: str) -> str:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     quantized = Path(folder) / FILES["int8"]
-    quantize_dynamic(fp32, quantized, weight_type=QuantType.QInt8)
+    root = logging.getLogger()
+    root.addFilter(_no_preprocessing_hint)
+    try:
+        quantize_dynamic(fp32, quantized, weight_type=QuantType.QInt8)
+    finally:
+        root.removeFilter(_no_preprocessing_hint)
     fp32.unlink()
     return FILES["int8"]
 

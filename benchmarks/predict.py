@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -80,7 +79,6 @@ def worker(variant: str, package: str, texts_csv: str, out: str) -> None:
         "load_s": load_s,
         "predict_s": predict_s,
         "process_s": time.perf_counter() - start,
-        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
     print("RESULT " + json.dumps(result), flush=True)
 
@@ -136,7 +134,7 @@ def summarise(figures: dict[str, list[dict[str, Any]]], variants: list[str], n: 
 
     out: dict[str, Any] = {}
     for v in variants:
-        for key in ("predict_s", "process_s", "load_s", "peak_rss_mib"):
+        for key in ("predict_s", "process_s", "load_s"):
             if figures[v] and key in figures[v][0]:
                 out[f"{key}_{v}"] = stats(series(v, key))
 

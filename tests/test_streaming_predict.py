@@ -118,3 +118,19 @@ def test_a_dataframe_saves_as_the_atomic_csv_does(tmp_path):
     StreamingCSVDataset(filepath=str(tmp_path / "s.csv")).save(frame)
     AtomicCSVDataset(filepath=str(tmp_path / "a.csv")).save(frame)
     assert (tmp_path / "s.csv").read_bytes() == (tmp_path / "a.csv").read_bytes()
+
+
+def test_progress_lines_of_later_chunks_name_their_rows(text_package, tmp_path, caplog):
+    make_reviews(80, seed=1)[["id", "text"]].to_csv(tmp_path / "in.csv", index=False)
+    reader = _catalog("predict_input", tmp_path / "in.csv", chunksize=40).load()
+    params = {"batch_size": 4, "log_every_s": 0}
+    with caplog.at_level("INFO", logger="reprotrain"):
+        _catalog("predictions", tmp_path / "out.csv").save(
+            predict_table(text_package, reader, params)
+        )
+    lines = [r.getMessage() for r in caplog.records if " rows/s, about " in r.getMessage()]
+    assert [line.split(" rows (")[0] for line in lines] == [
+        "predict: 32 of 40",  # the first chunk logs as a whole table does
+        "predict, rows 41-80: 32 of 40",
+    ]
+    assert caplog.records[-1].getMessage() == "predict: 80 rows"

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
-import time
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -46,18 +44,18 @@ def predict_table(
             raise PackageError("predict.backend onnx needs a text package loaded from a folder")
         model_package = load_package(folder, verify=False, backend="onnx")  # checked on load
     if isinstance(predict_input, pd.DataFrame):
-        out = _predict_chunk(model_package, predict_input, p, p.log_every_s)
+        out = _predict_chunk(model_package, predict_input, p)
         log.info("predict: %d rows", len(out))
         return out
     chunks = iter(predict_input)
     first = next(chunks, None)
     if first is None:
         raise PackageInputError("the table to predict has no header and no rows")
-    return _stream(_predict_chunk(model_package, first, p, math.inf), model_package, chunks, p)
+    return _stream(_predict_chunk(model_package, first, p), model_package, chunks, p)
 
 
 def _predict_chunk(
-    package: Package, rows: pd.DataFrame, p: PredictParams, every_s: float
+    package: Package, rows: pd.DataFrame, p: PredictParams, what: str = "predict"
 ) -> pd.DataFrame:
     """The predictions of one table (or chunk): its columns plus the added ones."""
     added = ["predicted_label", "score"] if package.labels is not None else ["prediction"]
@@ -67,7 +65,8 @@ def _predict_chunk(
         _features_as_clean_reads_them(package, rows),
         batch_size=p.batch_size,
         text_column=p.text_column,
-        every_s=every_s,
+        every_s=p.log_every_s,
+        what=what,
     )
     if "label" in preds.columns:
         preds = preds[["label", "score"]].rename(columns={"label": "predicted_label"})
@@ -77,18 +76,13 @@ def _predict_chunk(
 def _stream(
     first: pd.DataFrame, package: Package, chunks: Iterator[pd.DataFrame], p: PredictParams
 ) -> Iterator[pd.DataFrame]:
-    """``first``, then each further chunk's predictions; a progress line every ``log_every_s``."""
-    start = last = time.monotonic()
+    """``first``, then each further chunk's predictions (progress lines name the rows)."""
     rows = len(first)
     yield first
     for chunk in chunks:
-        out = _predict_chunk(package, chunk, p, math.inf)
+        out = _predict_chunk(package, chunk, p, f"predict, rows {rows + 1}-{rows + len(chunk)}")
         rows += len(out)
         yield out
-        now = time.monotonic()
-        if now - last >= p.log_every_s:
-            last = now
-            log.info("predict: %d rows so far, %.1f rows/s", rows, rows / (now - start))
     log.info("predict: %d rows", rows)
 
 

@@ -81,6 +81,22 @@ def predict_rows(p: dict[str, Any]) -> list[str]:
 def scale_rows(s: dict[str, Any]) -> list[str]:
     """Rows 9 (scaling), 10 (tokenizer threads) and 11 (imports)."""
     rows: list[str] = []
+    pending = {
+        "text": (
+            "9 | Scaling: clean, convert, split at 10k, 100k, 1M text rows",
+            "≤ 1.2× linear; ≤ 3 GB",
+        ),
+        "predict": ("9 | Scaling: predict at 10k, 100k, 1M rows", "memory flat"),
+        "tabular": ("9 | Scaling: tabular (penguins) at 1M rows", "≤ 3 GB"),
+        "tokenize": ("10 | Convert, tokenizer threads vs `TOKENIZERS_PARALLELISM=false`", "faster"),
+        "imports": ("11 | Import footprint of the training path (peak RSS)", "(info)"),
+    }
+    for section, (what, target) in pending.items():
+        if section not in s:
+            rows.append(
+                f"| {what} | not measured in this round (`python benchmarks/scale.py --only "
+                f"{section}`) | – | – | {target} | n/a |"
+            )
     text = s.get("text", {}).get("figures", {})
     pred = s.get("predict", {}).get("figures", {})
     tiny = pred.get("predict_tiny", {})

@@ -7,11 +7,8 @@ fitted later, on the training split only (see ``reprotrain.models.mlp``).
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -53,36 +50,6 @@ def _token_ids(texts: list[str], p: ConvertParams) -> pd.Series:
     lengths: list[int] = []
     chunks: list[np.ndarray] = []
     start = time.perf_counter()
-    with tokenizer_parallelism():
-        _tokenise(tokenizer, texts, p, lengths, chunks)
-    offsets = np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)]).astype(np.int32)
-    values = np.concatenate(chunks) if chunks else np.empty(0, np.int32)
-    array = pa.ListArray.from_arrays(pa.array(offsets), pa.array(values))
-    log.info("convert: %d texts in %.1fs", len(texts), time.perf_counter() - start)
-    return pd.Series(array.to_pandas(), name="input_ids")
-
-
-@contextlib.contextmanager
-def tokenizer_parallelism() -> Iterator[None]:
-    """Let the fast tokenizer use every core inside the block, then turn it off again.
-
-    ``TOKENIZERS_PARALLELISM=false`` (exported by the Makefile) makes batched tokenisation
-    single-threaded. Convert runs no forked workers, so it is safe here; afterwards the
-    variable is ``false`` again, so a data loader that forks later (``num_workers > 0``)
-    neither deadlocks nor warns.
-    """
-    before = os.environ.get("TOKENIZERS_PARALLELISM")
-    os.environ["TOKENIZERS_PARALLELISM"] = "true"
-    try:
-        yield
-    finally:
-        os.environ["TOKENIZERS_PARALLELISM"] = "false" if before is None else before
-
-
-def _tokenise(
-    tokenizer: Any, texts: list[str], p: ConvertParams, lengths: list[int], chunks: list
-) -> None:
-    """Batched calls of ``p.batch_size`` texts; appends each text's length and the flat ids."""
     for i in range(0, len(texts), p.batch_size):
         ids = tokenizer(
             texts[i : i + p.batch_size],
@@ -94,6 +61,11 @@ def _tokenise(
         lengths.extend(map(len, ids))
         chunks.append(np.fromiter((t for row in ids for t in row), dtype=np.int32))
         log.info("convert: tokenised %d / %d texts", min(i + p.batch_size, len(texts)), len(texts))
+    offsets = np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)]).astype(np.int32)
+    values = np.concatenate(chunks) if chunks else np.empty(0, np.int32)
+    array = pa.ListArray.from_arrays(pa.array(offsets), pa.array(values))
+    log.info("convert: %d texts in %.1fs", len(texts), time.perf_counter() - start)
+    return pd.Series(array.to_pandas(), name="input_ids")
 
 
 def _position_limit(folder: str, tokenizer: Any) -> int | None:

@@ -500,13 +500,18 @@ def table(results: dict[str, Any]) -> list[str]:
             )
     rows.append(
         "| 6 | GPU check (samples/s, peak memory, MFU vs H200 989 TFLOP/s bf16) | prepared, not run: "
-        "no GPU in this session (`benchmarks/gpu_check.sh`) | – | – | – | not run |"
+        "no GPU lent to this session (device `status`: not drawn) (`benchmarks/gpu_check.sh`) "
+        "| – | – | – | not run |"
     )
-    return head + rows
+    from report_rows import extra_rows
+
+    return head + rows + extra_rows()
 
 
 def write_report(results: dict[str, Any], out: Path, command: str) -> None:
     """RESULTS.md: table, command, environment, notes."""
+    from report_rows import extra_environment
+
     env = results["environment"]
     v = env["versions"]
     lines = [
@@ -537,9 +542,15 @@ def write_report(results: dict[str, Any], out: Path, command: str) -> None:
         f"- CPU: {env['cpu']}, {env['cores']} cores; Python {env['python']}; {env['platform']}",
         f"- torch {v['torch']}, lightning {v['lightning']}, transformers {v['transformers']}, "
         f"accelerate {v['accelerate']}, tokenizers {v['tokenizers']}, kedro {v['kedro']}, dvc {v['dvc']}",
-        f"- Code: git {env['git']}",
+        f"- Code: git {env['git']}"
+        + "".join(
+            f"; row {r} from an earlier run at git {results[r]['git']}"
+            for r in ALL_ROWS
+            if r in results and results[r].get("git", env["git"]) != env["git"]
+        ),
         "- Settings: `HF_HUB_OFFLINE=1 KEDRO_DISABLE_TELEMETRY=1 TOKENIZERS_PARALLELISM=false`; "
         "training at 2 torch threads, fp32, CPU.",
+        *extra_environment(),
         "",
     ]
     notes = HERE / "analysis.md"
@@ -558,6 +569,11 @@ def main() -> None:
     ap.add_argument(
         "--report-only", action="store_true", help="rewrite RESULTS.md from results.json"
     )
+    ap.add_argument(
+        "--merge",
+        action="store_true",
+        help="keep the rows of the existing results.json that this run does not measure",
+    )
     args = ap.parse_args()
     if args.report_only:
         folder = args.out or HERE
@@ -570,7 +586,7 @@ def main() -> None:
     unknown = set(rows) - set(ALL_ROWS)
     if unknown:
         ap.error(f"unknown rows {sorted(unknown)}; choose from {ALL_ROWS}")
-    out = args.out or (HERE if set(rows) == set(ALL_ROWS) else HERE / "partial")
+    out = args.out or (HERE if set(rows) == set(ALL_ROWS) or args.merge else HERE / "partial")
     out.mkdir(parents=True, exist_ok=True)
     command = " ".join(["python", "benchmarks/run.py", *sys.argv[1:]])
 
@@ -585,6 +601,11 @@ def main() -> None:
         "environment": environment(),
         "command": command,
     }
+    if args.merge and (out / "results.json").is_file():
+        earlier = json.loads((out / "results.json").read_text())
+        for row in set(ALL_ROWS) - set(rows):
+            if row in earlier:
+                results[row] = {"git": earlier["environment"]["git"], **earlier[row]}
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="reprotrain-bench-") as tmp:
         work = Path(tmp)
@@ -605,6 +626,7 @@ def main() -> None:
             results[row]["load_at_start"] = load
             results[row]["load_at_end"] = loadavg()
             results[row]["minutes"] = (time.perf_counter() - row_start) / 60
+            results[row]["git"] = results["environment"]["git"]
             # written after every row, so an interrupted run keeps what it measured
             results["elapsed_s"] = time.perf_counter() - start
             results["load_end"] = loadavg()

@@ -53,8 +53,9 @@ def catalog_entry(name: str) -> dict:
 
 
 def read_as_catalog(name: str, path: Path) -> pd.DataFrame:
-    """``path`` read with the load arguments of catalog entry ``name``."""
-    return CSVDataset(filepath=str(path), load_args=catalog_entry(name).get("load_args")).load()
+    """``path`` read with the load arguments of catalog entry ``name`` (chunks joined)."""
+    data = CSVDataset(filepath=str(path), load_args=catalog_entry(name).get("load_args")).load()
+    return data if isinstance(data, pd.DataFrame) else pd.concat(list(data), ignore_index=True)
 
 
 # ----------------------------------------------------------------------------- clean: reading

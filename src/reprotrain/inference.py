@@ -126,6 +126,7 @@ def predict_rows(
     batch_size: int,
     text_column: str | None = None,
     every_s: float = EVERY_S,
+    what: str = "predict",
 ) -> pd.DataFrame:
     """``package.predict(rows)``, logging progress lines for a long text table.
 
@@ -140,6 +141,7 @@ def predict_rows(
         batch_size: Rows per forward pass.
         text_column: The text column (text packages); ``None``: the package's.
         every_s: Seconds between two progress lines.
+        what: What the progress lines call the work (``predict``).
 
     Returns:
         As ``package.predict``: ``label``, ``label_id``, ``score`` or ``prediction``.
@@ -152,7 +154,7 @@ def predict_rows(
     width = 1 if package.labels is None else len(package.labels)
     outputs = np.empty((len(texts), width), dtype=np.float32)
     cost = np.minimum(lengths, CHARS_PER_TOKEN * package.max_length) + 1
-    progress = RowProgress(cost, "predict", every_s)
+    progress = RowProgress(cost, what, every_s)
     step = batch_size * BATCHES_PER_CHUNK
     for start in range(0, len(texts), step):
         chunk = order[start : start + step]

@@ -367,6 +367,9 @@ class PackageParams(_Params):
     lineage_files: list[str] = []
     verify_rows: int = Field(32, gt=0)
     tolerance: float = Field(1e-5, gt=0)
+    # text packages: also an ONNX model for onnxruntime (load_package(..., backend="onnx")),
+    # fp32 or int8 (dynamic quantisation of the weights); null: none
+    onnx: Literal["fp32", "int8"] | None = None
 
 
 # ------------------------------------------------------------------------------------- predict
@@ -385,6 +388,8 @@ class PredictParams(_Params):
     # seconds between two progress lines ("1200 of 100000 rows, 71 rows/s, about 0:22:10
     # left"); a table predicted within this time logs none
     log_every_s: float = Field(30.0, ge=0)
+    # torch, or onnx: the package's ONNX model in onnxruntime (built with package.onnx)
+    backend: Literal["torch", "onnx"] = "torch"
 
 
 # ---------------------------------------------------------------------------------------- tune

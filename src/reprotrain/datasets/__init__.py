@@ -13,6 +13,7 @@ from reprotrain.datasets.atomic import (
 )
 from reprotrain.datasets.model_dataset import SafetensorsModelDataset
 from reprotrain.datasets.package_dataset import ModelPackageDataset
+from reprotrain.datasets.streaming import StreamingCSVDataset
 
 __all__ = [
     "AtomicCSVDataset",
@@ -23,6 +24,7 @@ __all__ = [
     "ModelArtifact",
     "ModelPackageDataset",
     "SafetensorsModelDataset",
+    "StreamingCSVDataset",
 ]
 
 

@@ -33,6 +33,7 @@ from reprotrain.packaging.runtime import (
     TextPackage,
     compare_predictions,
     load_package,
+    read_package_info,
 )
 
 log = logging.getLogger(__name__)
@@ -88,6 +89,7 @@ class PackageDraft:
     lineage: dict[str, Any]
     sample: pd.DataFrame = field(repr=False)
     tolerance: float = 1e-5
+    onnx: str | None = None  # text packages: also write an ONNX model, "fp32" or "int8"
 
     def write(self, folder: Path) -> None:
         """Write weights, config/tokenizer or ONNX, metadata and the card into ``folder``."""
@@ -96,6 +98,10 @@ class PackageDraft:
             self.package.model.save_pretrained(folder)
             self.package.tokenizer.save_pretrained(folder)
             self._set_tokenizer_max_length(folder)
+            if self.onnx:
+                from reprotrain.packaging.onnx_text import export_text_onnx
+
+                export_text_onnx(self.package.model, folder, self.onnx)
         else:
             from safetensors.torch import save_file
 
@@ -144,6 +150,11 @@ class PackageDraft:
             compare_predictions(
                 expected, to_predictions(logits, self.package.labels), self.tolerance, "ONNX export"
             )
+        if self.onnx:
+            from reprotrain.packaging.onnx_text import load_onnx_package, verify_onnx
+
+            onnx = load_onnx_package(Path(folder), read_package_info(Path(folder)))
+            verify_onnx(expected, onnx, self.sample, self.tolerance)
         log.info("package verified: %d sample rows agree after reload", len(self.sample))
 
 

@@ -31,8 +31,8 @@ def require_onnx(module: str) -> Any:
         return importlib.import_module(module)
     except ImportError:
         raise OnnxMissingError(
-            f"an MLP package holds an ONNX export, which needs {module}: install the onnx "
-            "extra (`pip install 'reprotrain[onnx]'`, or `make setup`)"
+            f"ONNX models (an MLP package's model.onnx, package.onnx for text) need {module}: "
+            "install the onnx extra (`pip install 'reprotrain[onnx]'`, or `make setup`)"
         ) from None
 
 

@@ -64,6 +64,8 @@ class TextPackage:
     """A text classifier (or regressor): a Hugging Face model and its tokenizer."""
 
     family = "transformer"
+    backend = "torch"
+    folder: Path | None = None  # the folder it was loaded from (``load_package``)
 
     def __init__(
         self,
@@ -106,15 +108,15 @@ class TextPackage:
         width = 1 if self.labels is None else len(self.labels)
         out = np.empty((len(texts), width), dtype=np.float32)
         for idx in sorted_batches([len(t) for t in texts], batch_size):
-            enc = self.tokenizer(
-                [texts[j] for j in idx],
-                truncation=True,
-                max_length=self.max_length,
-                padding=True,
-                return_tensors="pt",
-            )
-            out[idx] = self.model(**enc).logits.float().cpu().numpy()
+            out[idx] = self._logits([texts[j] for j in idx])
         return out
+
+    def _logits(self, texts: list[str]) -> np.ndarray:
+        """One forward pass: ``texts`` padded to the longest of them → raw outputs."""
+        enc = self.tokenizer(
+            texts, truncation=True, max_length=self.max_length, padding=True, return_tensors="pt"
+        )
+        return self.model(**enc).logits.float().cpu().numpy()
 
     def predict(
         self, rows: Any, *, batch_size: int = 64, text_column: str | None = None
@@ -323,7 +325,7 @@ def _check_package_labels(folder: Path, info: dict[str, Any], model: nn.Module) 
         )
 
 
-def load_package(folder: str | Path, *, verify: bool = True) -> Package:
+def load_package(folder: str | Path, *, verify: bool = True, backend: str = "torch") -> Package:
     """Load a package folder for prediction.
 
     When the folder is missing because a crash interrupted the swap of a new version into
@@ -332,6 +334,8 @@ def load_package(folder: str | Path, *, verify: bool = True) -> Package:
     Args:
         folder: The package folder.
         verify: Check ``manifest.json`` first (recommended).
+        backend: ``torch``, or ``onnx``: a text package built with ``package.onnx`` runs its
+            ONNX model with onnxruntime (``reprotrain.packaging.onnx_text``).
 
     Raises:
         ManifestError: A file is missing, changed or not listed, the manifest is malformed or
@@ -344,6 +348,12 @@ def load_package(folder: str | Path, *, verify: bool = True) -> Package:
     if verify:
         verify_manifest(folder)
     info = read_package_info(folder)
+    if backend not in ("torch", "onnx"):
+        raise PackageError(f"backend must be 'torch' or 'onnx', not {backend!r}")
+    if backend == "onnx":
+        from reprotrain.packaging.onnx_text import load_onnx_package
+
+        return load_onnx_package(folder, info)
     if info["family"] == "transformer":
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
@@ -360,7 +370,7 @@ def load_package(folder: str | Path, *, verify: bool = True) -> Package:
         )
         _check_package_labels(folder, info, model)
         tokenizer = AutoTokenizer.from_pretrained(folder)
-        return TextPackage(
+        package = TextPackage(
             model,
             tokenizer,
             task=info["task"],
@@ -369,6 +379,8 @@ def load_package(folder: str | Path, *, verify: bool = True) -> Package:
             text_column=info["inputs"]["text_column"],
             info=info,
         )
+        package.folder = folder
+        return package
     from safetensors.torch import load_file
 
     try:

@@ -110,6 +110,11 @@ def build_package(
     )
     task_name = parse("task", task).name if task is not None else None
     info = package_info(package, **card_texts(p, fit, task_name))
+    onnx = p.onnx if package.family == "transformer" else None  # an MLP always has model.onnx
+    if onnx:
+        from reprotrain.packaging.onnx_text import FILES
+
+        info["onnx"] = {"file": FILES[onnx], "precision": onnx, "runtime": "onnxruntime"}
     lineage = collect_lineage(p.lineage_files, fit.seed)
     parameters = {"fit": fit.model_dump(mode="json"), "convert": convert.model_dump(mode="json")}
     data = {split: report.get("rows") for split, report in split_report.items()}
@@ -118,4 +123,4 @@ def build_package(
     log.info(
         "package: %s %s model, verifying on %d rows", info["name"], package.family, len(sample)
     )
-    return PackageDraft(package, info, card, metrics, lineage, sample, p.tolerance)
+    return PackageDraft(package, info, card, metrics, lineage, sample, p.tolerance, onnx)

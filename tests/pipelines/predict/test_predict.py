@@ -56,8 +56,8 @@ def test_predict_table_rejects_non_numeric_values():
 
 
 @pytest.mark.slow
-def test_train_then_predict_end_to_end(scratch_project):
-    scratch_project.run("train")
+def test_train_then_predict_end_to_end(trained):
+    scratch_project = trained()  # the session's good train run (tests/conftest.py)
     metrics = json.loads(scratch_project.path("data/08_reporting/reviews/metrics.json").read_text())
     assert {"accuracy", "f1_macro", "per_class"} <= set(metrics)
     for rel in (
@@ -116,8 +116,8 @@ def test_train_then_predict_end_to_end(scratch_project):
 
 
 @pytest.mark.slow
-def test_penguins_package_onnx_matches_project_predictions(scratch_project, tmp_path):
-    scratch_project.run("train", env="penguins")
+def test_penguins_package_onnx_matches_project_predictions(trained, tmp_path):
+    scratch_project = trained("penguins")
     package_dir = scratch_project.path("data/06_models/penguins/package")
     assert (package_dir / "model.onnx").is_file()
     csv = scratch_project.path("data/01_raw/penguins_predict_input.csv")

@@ -26,6 +26,7 @@ def short_error(done) -> str:
     return flat(paragraph)
 
 
+@pytest.mark.slow
 def test_misspelt_runtime_keys_are_refused_with_suggestions(scratch_project):
     done = kedro(
         scratch_project.root,
@@ -54,6 +55,7 @@ def test_a_negative_seed_is_a_parameter_error(scratch_project):
     assert "'task.seed': Input should be greater than or equal to 0 (got -3)" in message
 
 
+@pytest.mark.slow
 def test_verbose_keeps_the_traceback(scratch_project):
     done = kedro(
         scratch_project.root, "run", "--pipelines=clean", "--verbose", "--params", "fitt.x=1"

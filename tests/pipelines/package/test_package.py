@@ -279,6 +279,7 @@ def test_transformer_package_layout(saved_bert):
         load_package(folder).predict(pd.DataFrame({"review": texts}))
 
 
+@pytest.mark.slow
 def test_transformers_pipeline_without_reprotrain_agrees(saved_bert, tmp_path: Path):
     folder, texts = saved_bert
     code = f"""

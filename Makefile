@@ -45,11 +45,13 @@ train: data
 test: setup
 	$(BIN)/python -m pytest -m "not slow"
 
+# The end-to-end tests on two pytest-xdist workers (one torch thread each; the DVC tests on one).
+XDIST ?= -n 2 --dist loadgroup
 test-slow: setup
-	$(BIN)/python -m pytest -m slow
+	$(BIN)/python -m pytest -m slow $(XDIST)
 
 test-full: setup
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(XDIST)
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks

@@ -45,8 +45,8 @@ train: data
 test: setup
 	$(BIN)/python -m pytest -m "not slow"
 
-# The end-to-end tests on two pytest-xdist workers (one torch thread each; the DVC tests on one).
-XDIST ?= -n 2 --dist loadgroup
+# The end-to-end tests on two pytest-xdist workers (one torch thread each); XDIST= runs serially.
+XDIST ?= -n 2
 test-slow: setup
 	$(BIN)/python -m pytest -m slow $(XDIST)
 

@@ -34,20 +34,11 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 def pytest_configure(config: pytest.Config) -> None:
     """Under pytest-xdist (``-n 2``), one thread per worker: the workers share the cores."""
-    config.addinivalue_line("markers", "xdist_group(name): tests pytest-xdist runs on one worker")
     if os.environ.get("PYTEST_XDIST_WORKER"):
         os.environ["OMP_NUM_THREADS"] = "1"  # for the processes the tests start, too
         import torch
 
         torch.set_num_threads(1)
-
-
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The DVC tests share one reproduced project: under ``--dist loadgroup``, one worker."""
-    for item in items:
-        if "dvc" in item.path.relative_to(PROJECT_ROOT).parts[:2]:
-            item.add_marker(pytest.mark.xdist_group("dvc"))
 
 
 POSITIVE = ["good", "great", "superb", "moving", "funny", "brilliant", "warm", "lovely"]

@@ -1,6 +1,8 @@
 # Thin wrappers; each target creates .venv on first use.
 #   make train   set up, write the demo data, run `kedro run --pipelines=train`
-#   make test    set up, run the test suite
+#   make test    set up, run the fast tier of the test suite (-m "not slow")
+#   make test-slow   the rest (end-to-end: Kedro sessions, Lightning fits, dvc repro)
+#   make test-full   the whole suite (CI runs `make test` then `make test-slow`)
 #   make dvc-repro   set up, run the stages of dvc.yaml that are out of date
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -13,9 +15,9 @@ export HF_HUB_OFFLINE ?= 1
 export KEDRO_DISABLE_TELEMETRY := 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: setup data train test lint viz bench dvc-repro audit clean-venv help
+.PHONY: setup data train test test-slow test-full lint viz bench dvc-repro audit clean-venv help
 help:
-	@echo "make train | test | setup | data | lint | viz | bench | dvc-repro | audit"
+	@echo "make train | test | test-slow | test-full | setup | data | lint | viz | bench | dvc-repro | audit"
 
 setup: $(VENV)/.setup-done
 
@@ -41,7 +43,15 @@ train: data
 	$(BIN)/kedro run --pipelines=train --env=$(ENV)
 
 test: setup
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -m "not slow"
+
+# The end-to-end tests on two pytest-xdist workers (one torch thread each); XDIST= runs serially.
+XDIST ?= -n 2
+test-slow: setup
+	$(BIN)/python -m pytest -m slow $(XDIST)
+
+test-full: setup
+	$(BIN)/python -m pytest $(XDIST)
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks

@@ -6,9 +6,17 @@ randomly initialised from a small config.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import io
+import logging
 import os
 import shutil
-from collections.abc import Callable
+import subprocess
+import sys
+import traceback
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +30,16 @@ os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist (``-n 2``), one thread per worker: the workers share the cores."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        os.environ["OMP_NUM_THREADS"] = "1"  # for the processes the tests start, too
+        import torch
+
+        torch.set_num_threads(1)
+
 
 POSITIVE = ["good", "great", "superb", "moving", "funny", "brilliant", "warm", "lovely"]
 NEGATIVE = ["bad", "awful", "dull", "boring", "flat", "tedious", "weak", "clumsy"]
@@ -156,33 +174,28 @@ class ScratchProject:
         return self.root / relative
 
 
-@pytest.fixture
-def scratch_project(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiny_checkpoint_dir: Path
-) -> ScratchProject:
-    """The project's conf + pyproject in ``tmp_path``, set to tiny settings, cwd set to it.
+LAYERS = (
+    "01_raw",
+    "02_intermediate",
+    "03_primary",
+    "04_feature",
+    "05_model_input",
+    "06_models",
+    "07_model_output",
+    "08_reporting",
+)
 
-    The default task uses the tiny tokenizer and a tiny random BERT; fit runs one short
-    epoch. Tests change further parameters with ``write_params``.
-    """
-    root = tmp_path / "project"
+
+def new_scratch_project(root: Path, checkpoint: Path) -> ScratchProject:
+    """The project's conf + pyproject in ``root``, set to tiny settings (see ``scratch_project``)."""
     shutil.copytree(PROJECT_ROOT / "conf", root / "conf", ignore=shutil.ignore_patterns("local"))
     (root / "conf" / "local").mkdir()
     (root / "src").mkdir()  # bootstrap_project wants it; the package itself is installed
     shutil.copy(PROJECT_ROOT / "pyproject.toml", root / "pyproject.toml")
-    for layer in (
-        "01_raw",
-        "02_intermediate",
-        "03_primary",
-        "04_feature",
-        "05_model_input",
-        "06_models",
-        "07_model_output",
-        "08_reporting",
-    ):
+    for layer in LAYERS:
         (root / "data" / layer).mkdir(parents=True)
     project = ScratchProject(root)
-    project.write_task({"model_checkpoint": str(tiny_checkpoint_dir), "max_length": 32})
+    project.write_task({"model_checkpoint": str(checkpoint), "max_length": 32})
     project.write_params(
         "fit",
         {
@@ -198,8 +211,172 @@ def scratch_project(
     )
     project.write_raw(make_reviews())
     project.write_raw(make_penguins(), "penguins.csv")
-    monkeypatch.chdir(root)
     return project
+
+
+@pytest.fixture
+def scratch_project(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiny_checkpoint_dir: Path
+) -> ScratchProject:
+    """The project's conf + pyproject in ``tmp_path``, set to tiny settings, cwd set to it.
+
+    The default task uses the tiny tokenizer and a tiny random BERT; fit runs one short
+    epoch. Tests change further parameters with ``write_params``.
+    """
+    project = new_scratch_project(tmp_path / "project", tiny_checkpoint_dir)
+    monkeypatch.chdir(project.root)
+    return project
+
+
+@contextlib.contextmanager
+def network_refused() -> Iterator[list[str]]:
+    """Make every socket connection fail while inside; yields the list of attempts."""
+    import socket
+
+    attempts: list[str] = []
+
+    def refuse(what: str) -> Callable[..., Any]:
+        def refused(*args: Any, **kwargs: Any) -> Any:
+            target = args[1] if len(args) > 1 else args[0] if args else kwargs
+            attempts.append(f"{what}{target!r}")
+            raise OSError(f"network access is disabled in this test ({what} {target!r})")
+
+        return refused
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(socket.socket, "connect", refuse("socket.connect"))
+        patch.setattr(socket.socket, "connect_ex", refuse("socket.connect_ex"))
+        patch.setattr(socket, "create_connection", refuse("socket.create_connection"))
+        patch.setattr(socket, "getaddrinfo", refuse("socket.getaddrinfo"))
+        yield attempts
+
+
+# What the session's good runs predict: 20 reviews, 12 penguins (no species).
+REVIEWS_PREDICT = "data/01_raw/reviews_predict_input.csv"
+PENGUINS_PREDICT = "data/01_raw/penguins_predict_input.csv"
+TINY_PENGUINS = {"trainer": {"max_epochs": 2, "min_steps": 0}}
+
+
+class TrainedRuns:
+    """The ``data/`` of one good tiny ``train`` then ``predict`` run per env, made once.
+
+    ``base`` is the default text task (tiny BERT, one epoch) and predicts
+    ``make_reviews(20, seed=9)``; ``penguins`` is the tabular MLP (two epochs) and predicts
+    ``make_penguins(12, seed=9)``. Each env is trained on first use, in-process through a real
+    ``KedroSession`` with every socket connection refused, and kept for the whole session;
+    ``network[env]`` lists the connections the run tried (tests/test_security.py).
+    """
+
+    def __init__(self, root: Path, checkpoint: Path) -> None:
+        self.root = root
+        self.checkpoint = checkpoint
+        self.network: dict[str, list[str]] = {}
+
+    def data(self, env: str) -> Path:
+        """The folder holding ``data/`` after the good run of ``env`` (made on first use)."""
+        cached = self.root / env / "data"
+        if not cached.exists():
+            project = new_scratch_project(self.root / env / "project", self.checkpoint)
+            with contextlib.chdir(project.root), network_refused() as attempts:
+                if env == "penguins":
+                    project.write_params("fit", TINY_PENGUINS, env="penguins")
+                    frame = make_penguins(12, seed=9).drop(columns="species")
+                    frame.to_csv(project.path(PENGUINS_PREDICT), index=False)
+                else:
+                    frame = make_reviews(20, seed=9)[["id", "text"]]
+                    frame.to_csv(project.path(REVIEWS_PREDICT), index=False)
+                run_env = None if env == "base" else env
+                project.run("train", env=run_env)
+                project.run("predict", env=run_env)
+            self.network[env] = attempts
+            shutil.copytree(project.path("data"), cached)
+        return cached
+
+
+@pytest.fixture(scope="session")
+def trained_runs(
+    tmp_path_factory: pytest.TempPathFactory, tiny_checkpoint_dir: Path
+) -> TrainedRuns:
+    """The session's good runs, one per env, copied into scratch projects by ``trained``."""
+    return TrainedRuns(tmp_path_factory.mktemp("trained_runs"), tiny_checkpoint_dir)
+
+
+@pytest.fixture
+def trained(scratch_project: ScratchProject, trained_runs: TrainedRuns) -> Callable[..., Any]:
+    """``trained(env="base")``: ``scratch_project`` with ``data/`` of the session's good run.
+
+    Trained, evaluated, packaged and predicted (see ``TrainedRuns``); the conf is the scratch
+    project's own, so a test may change parameters before or after.
+    """
+
+    def fill(env: str = "base") -> ScratchProject:
+        shutil.rmtree(scratch_project.path("data"))
+        shutil.copytree(trained_runs.data(env), scratch_project.path("data"))
+        if env == "penguins":
+            scratch_project.write_params("fit", TINY_PENGUINS, env="penguins")
+        return scratch_project
+
+    return fill
+
+
+@pytest.fixture(scope="session")
+def mlp_package_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny MLP package of ``penguin_features(30)`` saved once (one ONNX export per session).
+
+    Tests take a copy (``mlp_package``); only a test about saving saves another.
+    """
+    from reprotrain.datasets import ModelPackageDataset
+    from tests.factories import draft_for, penguin_features, tiny_mlp
+
+    table = penguin_features(30)
+    folder = tmp_path_factory.mktemp("mlp_package") / "package"
+    ModelPackageDataset(filepath=str(folder)).save(draft_for(tiny_mlp(table), table))
+    return folder
+
+
+@pytest.fixture
+def mlp_package(tmp_path: Path, mlp_package_template: Path) -> Path:
+    """A fresh copy of ``mlp_package_template`` in ``tmp_path/models/package``."""
+    folder = tmp_path / "models" / "package"
+    shutil.copytree(mlp_package_template, folder)
+    return folder
+
+
+@dataclass
+class Done:
+    """What an in-process ``kedro`` command did: like ``subprocess.CompletedProcess``."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def kedro_in_process(root: Path, *args: str) -> Done:
+    """``kedro <args>`` (the project's own commands) in ``root``, in this process.
+
+    The same click command as ``python -m kedro``, without starting Python and importing torch
+    again. ``stderr`` holds every log record (the real command prints them there too), then the
+    command's stderr, then the traceback of an exception the command let through.
+    """
+    from click.testing import CliRunner
+    from kedro.framework.startup import bootstrap_project
+
+    from reprotrain.cli import cli
+
+    bootstrap_project(root)
+    log = io.StringIO()
+    handler = logging.StreamHandler(log)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    logging.getLogger().addHandler(handler)
+    try:
+        with contextlib.chdir(root):
+            result = CliRunner().invoke(cli, list(args), catch_exceptions=True)
+    finally:
+        logging.getLogger().removeHandler(handler)
+    stderr = log.getvalue() + result.stderr
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        stderr += "".join(traceback.format_exception(result.exception))
+    return Done(result.exit_code, result.stdout, stderr)
 
 
 @pytest.fixture
@@ -225,3 +402,30 @@ def load_params(step: str, env: str = "base") -> dict:
 
 
 Factory = Callable[..., Any]
+
+
+def kedro(root: Path, *args: str) -> subprocess.CompletedProcess:
+    """``python -m kedro <args>`` in ``root``, offline, with a wide log (fewer line breaks)."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "KEDRO_DISABLE_TELEMETRY": "1", "COLUMNS": "400"}
+    return subprocess.run(
+        [sys.executable, "-m", "kedro", *args],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def flat(text: str) -> str:
+    """The log with rich's line wrapping and padding undone."""
+    return " ".join(text.split())
+
+
+def hashes(root: Path) -> dict[str, str]:
+    """SHA-256 of every file under ``data/``, by path relative to ``root``."""
+    return {
+        p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted((root / "data").rglob("*"))
+        if p.is_file()
+    }

@@ -1,9 +1,11 @@
 """Bad inputs, damaged files and failing saves: each fails clearly and loses nothing.
 
-One good tiny run per task (``kedro run --pipelines=train``, then ``predict``) is made once
-per module and copied into each case's scratch project. A case then breaks exactly one
-thing and runs only the affected step through the real ``kedro`` command. Every failing
-case asserts that
+One good tiny run per task (``train``, then ``predict``) is made once per test session
+(``trained`` in tests/conftest.py) and copied into each case's scratch project. A case then
+breaks exactly one thing and runs only the affected step through the project's ``kedro run``
+command, in-process (``kedro_in_process``: the same click command, so the exit status and the
+one-paragraph error are the real ones; tests/test_cli_errors.py runs a few as subprocesses).
+Every failing case asserts that
 
 - the exit status is non-zero,
 - the log names what is at fault (the file, column, key or value: ``expect`` below),
@@ -102,81 +104,22 @@ package), tests/test_crash_resume.py
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import shutil
-import subprocess
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
 
-from tests.conftest import make_penguins, make_reviews
+from tests.conftest import PENGUINS_PREDICT, REVIEWS_PREDICT, flat, hashes, kedro_in_process
 
 pytestmark = pytest.mark.slow
 
 REVIEWS_RAW = "data/01_raw/movie_reviews.csv"
 PENGUINS_RAW = "data/01_raw/penguins.csv"
-REVIEWS_PREDICT = "data/01_raw/reviews_predict_input.csv"
-PENGUINS_PREDICT = "data/01_raw/penguins_predict_input.csv"
 TASK_OF = {"base": "reviews", "penguins": "penguins"}
-TINY_PENGUINS = "fit.trainer.max_epochs=2,fit.trainer.min_steps=0"
-
-
-def kedro(root: Path, *args: str) -> subprocess.CompletedProcess:
-    """``python -m kedro <args>`` in ``root``, offline, with a wide log (fewer line breaks)."""
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "KEDRO_DISABLE_TELEMETRY": "1", "COLUMNS": "400"}
-    return subprocess.run(
-        [sys.executable, "-m", "kedro", *args],
-        cwd=root,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-
-
-def hashes(root: Path) -> dict[str, str]:
-    """SHA-256 of every file under ``data/``, by path relative to ``root``."""
-    return {
-        p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted((root / "data").rglob("*"))
-        if p.is_file()
-    }
-
-
-@pytest.fixture(scope="module")
-def good_runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A folder holding, per env, the ``data/`` of one good train + predict run (made lazily)."""
-    return tmp_path_factory.mktemp("good_runs")
-
-
-def with_good_run(project, good_runs: Path, env: str) -> None:
-    """Fill ``project``'s ``data/`` with a good train + predict run of ``env`` (made once)."""
-    cached = good_runs / env
-    if not cached.exists():
-        env_args = [f"--env={env}"] if env != "base" else []
-        params = ["--params", TINY_PENGUINS] if env == "penguins" else []
-        if env == "base":
-            make_reviews(20, seed=9)[["id", "text"]].to_csv(
-                project.path(REVIEWS_PREDICT), index=False
-            )
-        else:
-            make_penguins(12, seed=9).drop(columns="species").to_csv(
-                project.path(PENGUINS_PREDICT), index=False
-            )
-        for pipeline in ("train", "predict"):
-            done = kedro(project.root, "run", f"--pipelines={pipeline}", *env_args, *params)
-            assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-        shutil.copytree(project.path("data"), cached)
-    else:
-        shutil.rmtree(project.path("data"))
-        shutil.copytree(cached, project.path("data"))
 
 
 # ------------------------------------------------------------------------------ breaking things
@@ -559,17 +502,12 @@ CASES: dict[str, Case] = {
 NEEDS_NON_ROOT = {"save/read_only_folder"}
 
 
-def flat(text: str) -> str:
-    """The log with rich's line wrapping and padding undone."""
-    return " ".join(text.split())
-
-
 @pytest.mark.parametrize("name", list(CASES))
-def test_bad_input_fails_clearly_and_keeps_outputs(scratch_project, good_runs, name):
+def test_bad_input_fails_clearly_and_keeps_outputs(trained, name):
     if name in NEEDS_NON_ROOT and os.geteuid() == 0:
         pytest.skip("root ignores file permissions")
     case = CASES[name]
-    with_good_run(scratch_project, good_runs, case.env)
+    scratch_project = trained(case.env)
     before = hashes(scratch_project.root)
     broken = case.breaks(scratch_project)
 
@@ -577,7 +515,7 @@ def test_bad_input_fails_clearly_and_keeps_outputs(scratch_project, good_runs, n
     args += [f"--env={case.env}"] if case.env != "base" else []
     args += ["--params", case.params] if case.params else []
     try:
-        done = kedro(scratch_project.root, "run", *args)
+        done = kedro_in_process(scratch_project.root, "run", *args)
     finally:
         os.chmod(scratch_project.path(f"data/08_reporting/{TASK_OF[case.env]}"), 0o755)
 
@@ -600,13 +538,13 @@ def test_bad_input_fails_clearly_and_keeps_outputs(scratch_project, good_runs, n
 
 
 # ----------------------------------------------------------------------- accepted on purpose
-def test_very_long_text_is_kept_and_truncated(scratch_project, good_runs):
-    with_good_run(scratch_project, good_runs, "base")
+def test_very_long_text_is_kept_and_truncated(trained):
+    scratch_project = trained()
     raw = pd.read_csv(scratch_project.path(REVIEWS_RAW))
     raw.loc[0, "text"] = " ".join(["good"] * 50_000)
     raw.to_csv(scratch_project.path(REVIEWS_RAW), index=False)
     for step in ("clean", "convert"):
-        done = kedro(scratch_project.root, "run", f"--pipelines={step}")
+        done = kedro_in_process(scratch_project.root, "run", f"--pipelines={step}")
         assert done.returncode == 0, flat(done.stdout + done.stderr)[-3000:]
     clean = pd.read_parquet(
         scratch_project.path("data/02_intermediate/reviews/clean_table.parquet")
@@ -616,12 +554,12 @@ def test_very_long_text_is_kept_and_truncated(scratch_project, good_runs):
     assert ids["input_ids"].map(len).max() == 32  # the scratch project's max_length
 
 
-def test_some_infinite_features_are_dropped_and_reported(scratch_project, good_runs):
-    with_good_run(scratch_project, good_runs, "penguins")
+def test_some_infinite_features_are_dropped_and_reported(trained):
+    scratch_project = trained("penguins")
     raw = pd.read_csv(scratch_project.path(PENGUINS_RAW))
     raw.loc[[5, 9], "flipper_length_mm"] = [float("inf"), float("-inf")]
     raw.to_csv(scratch_project.path(PENGUINS_RAW), index=False)
-    done = kedro(scratch_project.root, "run", "--pipelines=clean", "--env=penguins")
+    done = kedro_in_process(scratch_project.root, "run", "--pipelines=clean", "--env=penguins")
     assert done.returncode == 0, flat(done.stdout + done.stderr)[-3000:]
     report = json.loads(
         scratch_project.path("data/08_reporting/penguins/clean_report.json").read_text()

@@ -1,7 +1,8 @@
 """The project's ``kedro run``: an error the user can fix is one short paragraph, not a traceback.
 
-Each case runs the real ``kedro`` command in a scratch copy of the project (they fail before
-any model is trained, so each takes seconds).
+Each case runs the project's ``kedro`` command in a scratch copy of the project: a few as a real
+``python -m kedro`` subprocess (the exit status, stderr and Python's own warnings are the point),
+the others in-process (``kedro_in_process``: the same click command, without starting Python).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import pytest
 
 from reprotrain.params import ParameterError
 from reprotrain.pipelines.convert.nodes import convert_table
-from tests.test_bad_inputs import flat, kedro
+from tests.conftest import flat, kedro, kedro_in_process
 
 TRACEBACK = "Traceback (most recent call last)"
 
@@ -25,6 +26,7 @@ def short_error(done) -> str:
     return flat(paragraph)
 
 
+@pytest.mark.slow
 def test_misspelt_runtime_keys_are_refused_with_suggestions(scratch_project):
     done = kedro(
         scratch_project.root,
@@ -42,17 +44,18 @@ def test_misspelt_runtime_keys_are_refused_with_suggestions(scratch_project):
 def test_a_duplicate_yaml_key_names_its_file(scratch_project):
     path = scratch_project.path("conf/local/parameters_split.yml")
     path.write_text("split:\n  train: 0.8\n  train: 0.7\n")
-    message = short_error(kedro(scratch_project.root, "run", "--pipelines=clean"))
+    message = short_error(kedro_in_process(scratch_project.root, "run", "--pipelines=clean"))
     assert "found duplicate key train" in message
     assert "conf/local/parameters_split.yml, line 3" in message
 
 
 def test_a_negative_seed_is_a_parameter_error(scratch_project):
     scratch_project.write_task({"seed": -3})
-    message = short_error(kedro(scratch_project.root, "run", "--pipelines=clean"))
+    message = short_error(kedro_in_process(scratch_project.root, "run", "--pipelines=clean"))
     assert "'task.seed': Input should be greater than or equal to 0 (got -3)" in message
 
 
+@pytest.mark.slow
 def test_verbose_keeps_the_traceback(scratch_project):
     done = kedro(
         scratch_project.root, "run", "--pipelines=clean", "--verbose", "--params", "fitt.x=1"
@@ -90,7 +93,7 @@ def test_max_length_beyond_the_model_positions_is_refused(tiny_checkpoint_dir):
 @pytest.mark.slow
 def test_a_diverged_training_run_is_one_paragraph(scratch_project):
     """TrainingDivergedError (a FloatingPointError, not a ValueError) is the user's to fix."""
-    done = kedro(
+    done = kedro_in_process(
         scratch_project.root,
         "run",
         "--pipelines=train",

@@ -1,10 +1,11 @@
-"""notebooks/explore.ipynb runs top to bottom on a freshly trained scratch project."""
+"""notebooks/explore.ipynb runs top to bottom on a trained scratch project."""
 
 from __future__ import annotations
 
 import json
 import shutil
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -54,12 +55,12 @@ def test_notebook_is_committed_without_outputs() -> None:
 
 @pytest.mark.slow
 def test_notebook_runs_top_to_bottom(
-    scratch_project: ScratchProject, venv_kernel: str, monkeypatch: pytest.MonkeyPatch
+    trained: Callable[..., ScratchProject], venv_kernel: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import nbformat
     from nbclient import NotebookClient
 
-    scratch_project.run("train")
+    scratch_project = trained()  # the session's good train run (tests/conftest.py)
     assert scratch_project.path("data/06_models/reviews/package/manifest.json").exists()
 
     # The notebook runs from a notebooks/ folder outside the repo, told where the project is.

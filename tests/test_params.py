@@ -87,6 +87,7 @@ def test_every_step_of_the_real_configuration_parses(env):
         parse(step, load_params(step, env))
 
 
+@pytest.mark.slow
 def test_runtime_params_may_change_shared_values_but_not_the_task_paths(scratch_project):
     scratch_project.run("clean")
     flipped = {"task": {"labels": ["positive", "negative"]}}  # kedro run --params=task.labels=...

@@ -18,7 +18,6 @@ The predict cases share one tiny trained project per module (the ``good_runs`` p
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -32,14 +31,20 @@ from reprotrain.packaging import PackageInputError, in_memory_package, load_pack
 from reprotrain.params import ParameterError
 from reprotrain.pipelines.clean.nodes import clean_table
 from reprotrain.pipelines.predict.nodes import predict_table
-from tests.conftest import PROJECT_ROOT, load_params, make_penguins, make_reviews
+from tests.conftest import (
+    PROJECT_ROOT,
+    hashes,
+    kedro_in_process,
+    load_params,
+    make_penguins,
+    make_reviews,
+)
 from tests.factories import (
     PENGUIN_LABELS,
     REVIEW_LABELS,
     tiny_bert,
 )
 from tests.pipelines.predict.test_predict import _penguin_package
-from tests.test_bad_inputs import hashes, kedro
 
 PENGUINS = load_params("clean", "penguins")
 REVIEWS_PREDICT = "data/01_raw/reviews_predict_input.csv"
@@ -193,38 +198,23 @@ def test_long_predictions_log_progress_and_predict_the_same(tiny_tokenizer_dir, 
 
 
 # ------------------------------------------------------------------ predict: a trained project
-@pytest.fixture(scope="module")
-def trained_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Where the ``data/`` of one tiny trained reviews project is kept (made lazily)."""
-    return tmp_path_factory.mktemp("trained") / "data"
-
-
 @pytest.fixture
-def trained(scratch_project, trained_data):
-    """``scratch_project`` with a trained, packaged tiny model and a predict input."""
-    if not trained_data.exists():
-        scratch_project.run("train")
-        shutil.copytree(scratch_project.path("data"), trained_data)
-    else:
-        shutil.rmtree(scratch_project.path("data"))
-        shutil.copytree(trained_data, scratch_project.path("data"))
-    make_reviews(20, seed=9)[["id", "text"]].to_csv(
-        scratch_project.path(REVIEWS_PREDICT), index=False
-    )
-    return scratch_project
+def reviews(trained):
+    """A scratch project holding the session's good run of the default task (20 rows to predict)."""
+    return trained()
 
 
 @pytest.mark.slow
-def test_predict_keeps_texts_None_NA_null(trained):
+def test_predict_keeps_texts_None_NA_null(reviews):
     new = make_reviews(6, seed=4)[["id", "text"]]
     new.loc[[1, 2, 3], "text"] = LITERAL_TEXTS
-    new.to_csv(trained.path(REVIEWS_PREDICT), index=False)
-    trained.run("predict")
+    new.to_csv(reviews.path(REVIEWS_PREDICT), index=False)
+    reviews.run("predict")
     out = pd.read_csv(
-        trained.path("data/07_model_output/reviews/predictions.csv"), keep_default_na=False
+        reviews.path("data/07_model_output/reviews/predictions.csv"), keep_default_na=False
     )
     assert out["text"].tolist()[1:4] == LITERAL_TEXTS
-    expected = load_package(trained.path(PACKAGE)).predict(new["text"].tolist())
+    expected = load_package(reviews.path(PACKAGE)).predict(new["text"].tolist())
     assert out["predicted_label"].tolist() == expected["label"].tolist()
 
 
@@ -259,8 +249,8 @@ ACCEPTED = [
     target=st.sampled_from(REFUSED + ACCEPTED),
     spelling=st.sampled_from(["relative", "absolute", "dotted"]),
 )
-def test_whatever_the_predictions_path_no_other_data_changes(trained, target, spelling):
-    root = trained.root
+def test_whatever_the_predictions_path_no_other_data_changes(reviews, target, spelling):
+    root = reviews.root
     given_path = {
         "relative": target,
         "absolute": str(root / target),
@@ -268,7 +258,7 @@ def test_whatever_the_predictions_path_no_other_data_changes(trained, target, sp
     }[spelling]
     before = hashes(root)
     try:
-        trained.run("predict", runtime_params={"predictions": given_path})
+        reviews.run("predict", runtime_params={"predictions": given_path})
         accepted = True
     except SystemExit as err:
         accepted = False
@@ -284,10 +274,10 @@ def test_whatever_the_predictions_path_no_other_data_changes(trained, target, sp
 
 
 @pytest.mark.slow
-def test_kedro_predict_onto_the_raw_table_exits_non_zero(trained):
-    before = hashes(trained.root)
-    done = kedro(
-        trained.root,
+def test_kedro_predict_onto_the_raw_table_exits_non_zero(reviews):
+    before = hashes(reviews.root)
+    done = kedro_in_process(
+        reviews.root,
         "run",
         "--pipelines=predict",
         "--params=predictions=data/01_raw/movie_reviews.csv",
@@ -299,5 +289,5 @@ def test_kedro_predict_onto_the_raw_table_exits_non_zero(trained):
         "catalog dataset 'raw_table', which predict would overwrite. Nothing was written." in output
     )
     assert "Traceback" not in output  # one paragraph, not a page
-    assert hashes(trained.root) == before
-    assert os.path.getsize(trained.path("data/01_raw/movie_reviews.csv")) > 0
+    assert hashes(reviews.root) == before
+    assert os.path.getsize(reviews.path("data/01_raw/movie_reviews.csv")) > 0

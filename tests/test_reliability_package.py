@@ -2,7 +2,7 @@
 
 Each test builds the on-disk state a user, an attacker or a crash would leave (a reordered
 ``task.labels``, a doctored manifest, leftover temporary folders) and runs the real code on it:
-a real ``KedroSession`` on a tiny penguins MLP trained once per module, or ``load_package``
+a real ``KedroSession`` on a tiny penguins MLP trained once per session, or ``load_package``
 and the datasets on tiny packages.
 """
 
@@ -66,42 +66,16 @@ def edit_json(path: Path, edit) -> None:
 
 
 # ------------------------------------------------------------------------------------ fixtures
-@pytest.fixture(scope="module")
-def penguins_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Holds the ``data/`` of one tiny penguins training run, made by the first test using it."""
-    return tmp_path_factory.mktemp("penguins_run")
+@pytest.fixture
+def penguins(trained):
+    """A scratch project holding the session's good penguins run (tiny settings, conftest.py)."""
+    return trained("penguins")
 
 
 @pytest.fixture
-def penguins(scratch_project, penguins_cache: Path):
-    """A scratch project whose penguins env has been trained and packaged (tiny settings)."""
-    project = scratch_project
-    project.write_params("fit", {"trainer": {"max_epochs": 2, "min_steps": 0}}, env="penguins")
-    cached = penguins_cache / "data"
-    if not cached.exists():
-        project.run("train", env="penguins")
-        shutil.copytree(project.path("data"), cached)
-    else:
-        shutil.rmtree(project.path("data"))
-        shutil.copytree(cached, project.path("data"))
-    return project
-
-
-@pytest.fixture(scope="module")
-def package_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny MLP package, saved once through ``ModelPackageDataset``."""
-    table = penguin_features(30)
-    folder = tmp_path_factory.mktemp("mlp_package") / "package"
-    ModelPackageDataset(filepath=str(folder)).save(draft_for(tiny_mlp(table), table))
-    return folder
-
-
-@pytest.fixture
-def package(tmp_path: Path, package_cache: Path) -> Path:
-    """A fresh copy of the tiny MLP package, in ``tmp_path/models/package``."""
-    folder = tmp_path / "models" / "package"
-    shutil.copytree(package_cache, folder)
-    return folder
+def package(mlp_package: Path) -> Path:
+    """A fresh copy of the session's tiny MLP package, in ``tmp_path/models/package``."""
+    return mlp_package
 
 
 @pytest.fixture(scope="module")

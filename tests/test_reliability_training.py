@@ -257,11 +257,9 @@ def output_hashes(root: Path) -> dict[str, str]:
 
 
 @pytest.mark.slow
-def test_two_fit_runs_of_one_task_one_runs_the_other_is_refused(scratch_project):
-    project = scratch_project
+def test_two_fit_runs_of_one_task_one_runs_the_other_is_refused(trained):
+    project = trained("penguins")  # the session's good run: its split data is used
     project.write_params("fit", PENGUINS_FIT, env="penguins")
-    for step in ("clean", "convert", "split"):
-        project.run(step, env="penguins")
     lock = project.path("data/06_models/penguins/checkpoints/fit.lock")
     first = subprocess.Popen(
         [sys.executable, "-m", "kedro", "run", "--env=penguins", "--pipelines=fit"],

@@ -15,7 +15,6 @@ from reprotrain.baselines import predict_baselines
 pytestmark = pytest.mark.slow
 
 KEDRO = [sys.executable, "-m", "kedro"]
-DATA_STEPS = ("clean", "convert", "split")
 
 
 def kedro(project, *args: str) -> subprocess.CompletedProcess:
@@ -25,9 +24,8 @@ def kedro(project, *args: str) -> subprocess.CompletedProcess:
     )
 
 
-def test_data_steps_through_a_session(scratch_project):
-    for step in DATA_STEPS:
-        scratch_project.run(step)
+def test_data_steps_through_a_session(trained):
+    scratch_project = trained()  # the session's good run: train then predict, in a KedroSession
     train = pd.read_parquet(scratch_project.path("data/05_model_input/reviews/train.parquet"))
     test = pd.read_parquet(scratch_project.path("data/05_model_input/reviews/test.parquet"))
     assert len(train) == 192 and len(test) == 24
@@ -35,9 +33,8 @@ def test_data_steps_through_a_session(scratch_project):
     assert set(train["label"]) == {0, 1}
 
 
-def test_tabular_demo_under_its_env(scratch_project):
-    for step in DATA_STEPS:
-        scratch_project.run(step, env="penguins")
+def test_tabular_demo_under_its_env(trained):
+    scratch_project = trained("penguins")  # the session's good run of the penguins env
     train = pd.read_parquet(scratch_project.path("data/05_model_input/penguins/train.parquet"))
     assert "island=Dream" in train.columns and "input_ids" not in train.columns
     assert not scratch_project.path("data/05_model_input/reviews").exists()

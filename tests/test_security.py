@@ -1,16 +1,17 @@
 """Security: no pickle in what users receive, verified manifests, no network, secrets in local.
 
-The run-time tests train the tiny default task in-process through a real ``KedroSession``
-with every socket connection refused, then inspect what it wrote.
+The run-time tests inspect the session's good run of the tiny default task (``trained`` in
+tests/conftest.py), trained in-process through a real ``KedroSession`` with every socket
+connection refused.
 """
 
 from __future__ import annotations
 
 import ast
-import shutil
 import socket
 import subprocess
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -19,7 +20,7 @@ import torch
 import yaml
 
 from reprotrain.packaging import ManifestError
-from tests.conftest import PROJECT_ROOT, make_reviews
+from tests.conftest import PROJECT_ROOT, network_refused
 
 MODELS = "data/06_models/reviews"
 PICKLE_SUFFIXES = {".pkl", ".pickle", ".pt", ".pth", ".bin", ".joblib", ".ckpt", ".npy", ".npz"}
@@ -27,23 +28,10 @@ PICKLE_SUFFIXES = {".pkl", ".pickle", ".pt", ".pth", ".bin", ".joblib", ".ckpt",
 
 # --------------------------------------------------------------------------------- network off
 @pytest.fixture
-def no_network(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+def no_network() -> Iterator[list[str]]:
     """Make every socket connection fail; returns the list of attempts (host, port)."""
-    attempts: list[str] = []
-
-    def refuse(what: str):
-        def refused(*args, **kwargs):
-            target = args[1] if len(args) > 1 else args[0] if args else kwargs
-            attempts.append(f"{what}{target!r}")
-            raise OSError(f"network access is disabled in this test ({what} {target!r})")
-
-        return refused
-
-    monkeypatch.setattr(socket.socket, "connect", refuse("socket.connect"))
-    monkeypatch.setattr(socket.socket, "connect_ex", refuse("socket.connect_ex"))
-    monkeypatch.setattr(socket, "create_connection", refuse("socket.create_connection"))
-    monkeypatch.setattr(socket, "getaddrinfo", refuse("socket.getaddrinfo"))
-    return attempts
+    with network_refused() as attempts:
+        yield attempts
 
 
 def test_the_network_guard_works(no_network):
@@ -54,33 +42,13 @@ def test_the_network_guard_works(no_network):
     assert len(no_network) == 2
 
 
-@pytest.fixture(scope="module")
-def trained_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Where the first test of this module leaves its ``data/`` for the next ones."""
-    return tmp_path_factory.mktemp("security_run") / "data"
-
-
-def train_and_predict(project, cache: Path) -> None:
-    """Train the tiny default task and predict 20 rows in-process (or reuse the cached run)."""
-    if cache.exists():
-        shutil.rmtree(project.path("data"))
-        shutil.copytree(cache, project.path("data"))
-        return
-    make_reviews(20, seed=4)[["id", "text"]].to_csv(
-        project.path("data/01_raw/reviews_predict_input.csv"), index=False
-    )
-    project.run("train")
-    project.run("predict")
-    shutil.copytree(project.path("data"), cache)
-
-
 @pytest.mark.slow
-def test_train_and_predict_run_without_any_network(scratch_project, no_network, trained_cache):
-    shutil.rmtree(trained_cache, ignore_errors=True)  # this test must really run the pipelines
-    train_and_predict(scratch_project, trained_cache)
-    predictions = pd.read_csv(scratch_project.path("data/07_model_output/reviews/predictions.csv"))
+def test_train_and_predict_run_without_any_network(trained, trained_runs):
+    """The session's good run (tests/conftest.py) trains and predicts with the network off."""
+    project = trained()
+    predictions = pd.read_csv(project.path("data/07_model_output/reviews/predictions.csv"))
     assert len(predictions) == 20 and predictions["score"].between(0, 1).all()
-    assert no_network == [], f"the run tried the network: {no_network}"
+    assert trained_runs.network["base"] == [], f"the run tried the network: {trained_runs.network}"
 
 
 # ------------------------------------------------------------------------------------ no pickle
@@ -99,8 +67,8 @@ def pickled(path: Path) -> str | None:
 
 
 @pytest.mark.slow
-def test_package_and_trained_model_hold_no_pickle(scratch_project, trained_cache):
-    train_and_predict(scratch_project, trained_cache)
+def test_package_and_trained_model_hold_no_pickle(trained):
+    scratch_project = trained()
     for folder in ("package", "trained_model"):
         files = [p for p in scratch_project.path(f"{MODELS}/{folder}").rglob("*") if p.is_file()]
         assert any(p.name == "model.safetensors" for p in files)
@@ -109,8 +77,8 @@ def test_package_and_trained_model_hold_no_pickle(scratch_project, trained_cache
 
 
 @pytest.mark.slow
-def test_checkpoints_load_with_weights_only(scratch_project, trained_cache):
-    train_and_predict(scratch_project, trained_cache)
+def test_checkpoints_load_with_weights_only(trained):
+    scratch_project = trained()
     checkpoints = sorted(scratch_project.path("data").rglob("*.ckpt"))
     names = {p.name for p in checkpoints}
     assert {"last.ckpt", "best.ckpt"} <= names, checkpoints
@@ -169,9 +137,9 @@ def test_catalog_never_turns_manifest_verification_off():
 
 
 @pytest.mark.slow
-def test_predict_verifies_the_manifest_before_loading(scratch_project, trained_cache, monkeypatch):
+def test_predict_verifies_the_manifest_before_loading(trained, monkeypatch):
     """A changed file stops predict before any model code reads it."""
-    train_and_predict(scratch_project, trained_cache)
+    scratch_project = trained()
     weights = scratch_project.path(f"{MODELS}/package/model.safetensors")
     data = bytearray(weights.read_bytes())
     data[-1] ^= 0xFF  # one flipped bit in the last weight

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from reprotrain.params import ParameterError, check_space, parse
-from tests.test_bad_inputs import kedro
+from tests.conftest import kedro_in_process
 from tests.test_cli_errors import short_error
 
 TASK = {"name": "t", "raw_file": "t.csv", "labels": ["a", "b"], "model_checkpoint": "m"}
@@ -65,7 +65,7 @@ def test_a_good_space_validates():
 
 def test_a_bad_space_stops_kedro_run_before_any_trial(scratch_project):
     scratch_project.write_params("tune", {"space": {"fit.optimizer.weight_decay": {"low": -0.1}}})
-    message = short_error(kedro(scratch_project.root, "run", "--pipelines=tune"))
+    message = short_error(kedro_in_process(scratch_project.root, "run", "--pipelines=tune"))
     assert "tune.space 'fit.optimizer.weight_decay' reaches -0.1, which the fit step" in message
     assert not scratch_project.path("data/06_models/reviews/tune").exists()
 

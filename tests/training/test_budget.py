@@ -114,6 +114,7 @@ def test_early_stopping_stops_before_the_cap_and_keeps_the_best(tmp_path, caplog
         torch.testing.assert_close(tensor, state[name])
 
 
+@pytest.mark.slow
 def test_wall_clock_budget_is_a_hard_stop(tmp_path, caplog):
     data = tabular(n=96)
     params = budget_params(
@@ -144,6 +145,7 @@ def test_balanced_class_weights(tmp_path):
     )
 
 
+@pytest.mark.slow
 def test_same_run_twice_gives_the_same_weights_with_early_stopping(tmp_path):
     data, val = tabular(n=96, seed=0), tabular(n=48, seed=3)
     params = budget_params(

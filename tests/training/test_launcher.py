@@ -7,8 +7,10 @@ processes (gloo), and compare with one process on the same global batch and seed
 from __future__ import annotations
 
 import collections
+import contextlib
 import hashlib
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +32,7 @@ from reprotrain.training.launcher import (
     world_params,
     write_inputs,
 )
+from tests.conftest import new_scratch_project
 
 WEIGHT_TOLERANCE = 1e-5  # max |w_2proc - w_1proc| after 10 AdamW steps, float32 on CPU
 
@@ -251,6 +254,25 @@ def tiny_fit(project, devices: int) -> None:
     )
 
 
+@pytest.fixture(scope="module")
+def single_process(tmp_path_factory: pytest.TempPathFactory, tiny_checkpoint_dir: Path) -> Path:
+    """The ``data/`` of one single-process ``tiny_fit`` train run: both tests' baseline, made once."""
+    project = new_scratch_project(
+        tmp_path_factory.mktemp("single") / "project", tiny_checkpoint_dir
+    )
+    tiny_fit(project, devices=1)
+    with contextlib.chdir(project.root):
+        run_train(project)
+    return project.path("data")
+
+
+def with_single_process_run(project, single_process: Path) -> None:
+    """``project`` set to ``tiny_fit(devices=1)``, its ``data/`` that of the baseline run."""
+    tiny_fit(project, devices=1)
+    shutil.rmtree(project.path("data"))
+    shutil.copytree(single_process, project.path("data"))
+
+
 def model_dir(project) -> Path:
     """The trained_model folder of the default task."""
     found = list(project.path("data/06_models").glob("*/trained_model"))
@@ -278,10 +300,9 @@ def snapshot(folder: Path) -> dict[str, str]:
 
 @pytest.mark.slow
 def test_two_process_ddp_in_kedro_runs_each_node_once_and_matches_one_process(
-    scratch_project, tiny_checkpoint_dir
+    scratch_project, tiny_checkpoint_dir, single_process
 ):
-    tiny_fit(scratch_project, devices=1)
-    run_train(scratch_project)
+    with_single_process_run(scratch_project, single_process)
     single = weights(scratch_project)
     single_history = history(scratch_project)
 
@@ -321,9 +342,10 @@ def test_two_process_ddp_in_kedro_runs_each_node_once_and_matches_one_process(
 
 
 @pytest.mark.slow
-def test_a_failing_rank_fails_the_pipeline_and_keeps_previous_outputs(scratch_project, monkeypatch):
-    tiny_fit(scratch_project, devices=1)
-    run_train(scratch_project)
+def test_a_failing_rank_fails_the_pipeline_and_keeps_previous_outputs(
+    scratch_project, single_process, monkeypatch
+):
+    with_single_process_run(scratch_project, single_process)
     before = snapshot(scratch_project.path("data/06_models"))
     assert any(k.endswith("model.safetensors") for k in before)
 

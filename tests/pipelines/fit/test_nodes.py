@@ -145,6 +145,7 @@ def test_one_batch_mlp(tmp_path):
 
 
 # ------------------------------------------------------------------------------ learning
+@pytest.mark.slow
 def test_overfits_a_small_batch_transformer(tmp_path, tiny_checkpoint_dir, tiny_tokenizer_dir):
     batch = token_table(tiny_tokenizer_dir, n=16).iloc[:8]
     rec = LossRecorder()
@@ -161,6 +162,7 @@ def test_overfits_a_small_batch_transformer(tmp_path, tiny_checkpoint_dir, tiny_
     assert rec.losses[-1] < rec.losses[0] / 3, rec.losses[::10]
 
 
+@pytest.mark.slow
 def test_overfits_a_small_batch_mlp(tmp_path):
     rec = LossRecorder()
     params = mlp_params(
@@ -228,6 +230,7 @@ def _abs_weights(model) -> float:
     )
 
 
+@pytest.mark.slow
 def test_l1_drives_weights_toward_zero(tmp_path):
     opt = {"name": "sgd", "lr": 0.05, "momentum": 0.0}
     epochs = {"max_epochs": 20}

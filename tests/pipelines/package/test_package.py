@@ -47,13 +47,14 @@ def table() -> pd.DataFrame:
 
 
 @pytest.fixture
-def saved_mlp(tmp_path: Path, table: pd.DataFrame) -> Path:
-    folder = tmp_path / "models" / "package"
-    ModelPackageDataset(filepath=str(folder)).save(draft_for(tiny_mlp(table), table))
-    return folder
+def saved_mlp(mlp_package: Path) -> Path:
+    """A copy of the session's tiny MLP package (``tiny_mlp(penguin_features(30))``)."""
+    return mlp_package
 
 
-def test_mlp_package_files_and_roundtrip(saved_mlp: Path, table: pd.DataFrame):
+def test_mlp_package_files_and_roundtrip(
+    saved_mlp: Path, mlp_package_template: Path, table: pd.DataFrame
+):
     names = sorted(p.name for p in saved_mlp.iterdir())
     assert names == [
         "README.md",
@@ -72,7 +73,8 @@ def test_mlp_package_files_and_roundtrip(saved_mlp: Path, table: pd.DataFrame):
     info = json.loads((saved_mlp / "package.json").read_text())
     assert info["preprocessing"]["categories"]["island"] == ["Biscoe", "Dream", "Torgersen"]
     assert len(info["preprocessing"]["scaling"]["mean"]) == 9
-    assert not [p for p in saved_mlp.parent.iterdir() if p.name.startswith(".")]  # no temp left
+    saved_in = mlp_package_template.parent  # where the save ran: no temporary folder left
+    assert [p.name for p in saved_in.iterdir()] == ["package"]
     loaded = ModelPackageDataset(filepath=str(saved_mlp)).load()
     assert isinstance(loaded, TabularPackage)
     draft = draft_for(tiny_mlp(table), table)
@@ -280,6 +282,7 @@ def test_transformer_package_layout(saved_bert):
         load_package(folder).predict(pd.DataFrame({"review": texts}))
 
 
+@pytest.mark.slow
 def test_transformers_pipeline_without_reprotrain_agrees(saved_bert, tmp_path: Path):
     folder, texts = saved_bert
     code = f"""

@@ -117,7 +117,7 @@ class TrainingSystem(L.LightningModule):
         if self.opt.l1 > 0:
             loss = loss + self.opt.l1 * self.l1_penalty()
         if not torch.isfinite(loss):  # before backward: nothing of this step is applied
-            self._diverged(float(loss))
+            self._diverged(float(loss.detach()))
         self.train_metrics.update(self._targets(logits.detach()), batch["labels"])
         n = len(batch["labels"])
         self.log("train/loss", loss, prog_bar=True, batch_size=n)

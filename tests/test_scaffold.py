@@ -285,6 +285,7 @@ def test_main_writes_a_complete_env_that_kedro_loads_and_validates(project, caps
         "text_column": None,
         "batch_size": 256,
         "log_every_s": 30,
+        "backend": "torch",
     }
     assert not [p for p in conf.iterdir() if p.name.startswith(".")]  # no temporary folder left
 
@@ -307,6 +308,7 @@ def test_a_text_env_takes_the_checkpoint_from_conf_base(project, capsys):
         "text_column": "message",
         "batch_size": 64,
         "log_every_s": 30,
+        "backend": "torch",
     }
     assert load_parameters("package", conf, "mail")["intended_use"] == (
         "Classifies the text column 'message' into ham, promo, spam."

@@ -135,7 +135,9 @@ def test_every_written_catalog_entry_saves_atomically():
         "reprotrain.datasets.AtomicCSVDataset",
         "reprotrain.datasets.AtomicParquetDataset",
         "reprotrain.datasets.AtomicJSONDataset",
+        "reprotrain.datasets.AtomicYAMLDataset",
         "reprotrain.datasets.AtomicMatplotlibDataset",
+        "reprotrain.datasets.StreamingCSVDataset",  # chunks into one temporary file, renamed
         "reprotrain.datasets.SafetensorsModelDataset",  # folder swap (replace_dir)
         "reprotrain.datasets.ModelPackageDataset",  # folder swap after self-verification
     }

@@ -10,6 +10,7 @@ from reprotrain.datasets.atomic import (
     AtomicJSONDataset,
     AtomicParquetDataset,
     AtomicSaveMixin,
+    AtomicYAMLDataset,
 )
 from reprotrain.datasets.model_dataset import SafetensorsModelDataset
 from reprotrain.datasets.package_dataset import ModelPackageDataset
@@ -21,6 +22,7 @@ __all__ = [
     "AtomicMatplotlibDataset",
     "AtomicParquetDataset",
     "AtomicSaveMixin",
+    "AtomicYAMLDataset",
     "ModelArtifact",
     "ModelPackageDataset",
     "SafetensorsModelDataset",

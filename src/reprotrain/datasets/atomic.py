@@ -22,6 +22,7 @@ from typing import Any
 from kedro.io.core import DatasetError, get_filepath_str
 from kedro_datasets.json import JSONDataset
 from kedro_datasets.pandas import CSVDataset, ParquetDataset
+from kedro_datasets.yaml import YAMLDataset
 
 from reprotrain.atomic import remove_stale_siblings, temp_sibling
 
@@ -150,4 +151,19 @@ class AtomicJSONDataset(AtomicSaveMixin, JSONDataset):
         >>> ds.save({"rows": 3})
         >>> ds.load()
         {'rows': 3}
+    """
+
+
+class AtomicYAMLDataset(AtomicSaveMixin, YAMLDataset):
+    """``yaml.YAMLDataset`` whose saves are atomic (temporary file, then rename).
+
+    Example catalog entry (YAML API):
+
+    .. code-block:: yaml
+
+        tune_best_params:
+          type: reprotrain.datasets.AtomicYAMLDataset
+          filepath: data/08_reporting/reviews/tune/best_params.yml
+          save_args:
+            sort_keys: false
     """

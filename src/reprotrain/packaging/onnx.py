@@ -62,3 +62,10 @@ def export_onnx(model: MLP, path: str | Path) -> None:
             dynamic_shapes=({0: torch.export.Dim("batch")},),
             verbose=False,
         )
+    # The exporter records each node's Python stack trace, with absolute source paths: the
+    # same model exported from another clone would give other bytes. Debug data only.
+    onnx = require_onnx("onnx")
+    proto = onnx.load(str(path))
+    for node in proto.graph.node:
+        del node.metadata_props[:]
+    onnx.save(proto, str(path))

@@ -327,3 +327,11 @@ def test_mlp_package_without_the_onnx_extra_says_which_to_install(monkeypatch, t
             draft_for(tiny_mlp(table), table)
         )
     assert not (tmp_path / "package").exists()
+
+
+def test_the_onnx_export_does_not_depend_on_where_the_project_is(mlp_package: Path):
+    """No absolute source path (the exporter's stack traces) in model.onnx: same bytes anywhere."""
+    import reprotrain
+
+    source = str(Path(reprotrain.__file__).parent).encode()
+    assert source not in (mlp_package / "model.onnx").read_bytes()

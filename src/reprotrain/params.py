@@ -242,6 +242,10 @@ class TrainerParams(_Params):
     early_stopping: EarlyStoppingParams | None = EarlyStoppingParams()
     deterministic: bool = True
     log_every_n_steps: int = Field(10, ge=1)
+    # Lightning loggers besides the CSV log the training history is read from (offline:
+    # under log_dir): tensorboard (needs tensorboard or tensorboardX), mlflow (needs mlflow;
+    # a local file store, log_dir/mlruns)
+    loggers: tuple[Literal["tensorboard", "mlflow"], ...] = ()
     enable_progress_bar: bool = True
     num_threads: int | None = Field(None, ge=1)
     # Multi-device runs (devices * num_nodes > 1) go through reprotrain.training.launcher.

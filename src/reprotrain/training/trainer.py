@@ -17,7 +17,7 @@ import lightning as L
 import pandas as pd
 import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint, Timer
-from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.loggers import CSVLogger, Logger, MLFlowLogger, TensorBoardLogger
 from lightning.pytorch.plugins import TorchCheckpointIO
 from lightning.pytorch.plugins.environments import TorchElasticEnvironment
 from torch import nn
@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader
 
 from reprotrain.atomic import writing
 from reprotrain.models import pad_token_id
-from reprotrain.params import FitParams, TrainerParams
+from reprotrain.params import FitParams, ParameterError, TrainerParams
 from reprotrain.training.budget import FloorEarlyStopping, TrainingPlan, plan_training
 from reprotrain.training.data import ResumableLoader, make_loader
 from reprotrain.training.progress import ProgressLog, on_a_terminal
@@ -215,12 +215,40 @@ def build_trainer(
         enable_model_summary=False,
         num_sanity_val_steps=0,
         use_distributed_sampler=False,
-        # every row is written as it is logged: a killed run's history is on disk up to the
-        # moment it died, and a resumed run continues it (carry_history)
-        logger=CSVLogger(save_dir=p.log_dir, name="", version="", flush_logs_every_n_steps=1),
+        logger=make_loggers(p),
         callbacks=cbs,
         default_root_dir=p.checkpoint_dir,
     )
+
+
+def make_loggers(p: FitParams) -> list[Logger]:
+    """The CSV log, then the loggers ``fit.trainer.loggers`` adds, all writing under log_dir.
+
+    Every CSV row is written as it is logged: a killed run's history is on disk up to the
+    moment it died, and a resumed run continues it (``carry_history``).
+
+    Raises:
+        ParameterError: A listed logger's package is not installed.
+    """
+    loggers: list[Logger] = [
+        CSVLogger(save_dir=p.log_dir, name="", version="", flush_logs_every_n_steps=1)
+    ]
+    for name in p.trainer.loggers:
+        try:
+            if name == "tensorboard":
+                loggers.append(
+                    TensorBoardLogger(Path(p.log_dir) / "tensorboard", name="", version="")
+                )
+            else:
+                uri = (Path(p.log_dir) / "mlruns").resolve().as_uri()
+                loggers.append(MLFlowLogger(experiment_name="reprotrain", tracking_uri=uri))
+        except ModuleNotFoundError:
+            package = "tensorboard (or tensorboardX)" if name == "tensorboard" else "mlflow"
+            raise ParameterError(
+                f"fit.trainer.loggers lists {name!r}, which needs {package}: install it "
+                f"(`pip install {name}`) or remove {name!r} from the list"
+            ) from None
+    return loggers
 
 
 class EpochOrder(Callback):

@@ -349,3 +349,23 @@ def test_kept_best_checkpoint_is_the_same_bytes_in_any_folder(tmp_path, monkeypa
         paths = [v for cb in state["callbacks"].values() for v in cb.values() if isinstance(v, str)]
         assert all(not p.startswith(str(root)) for p in paths), paths
     assert saved[0] == saved[1]
+
+
+def test_a_tensorboard_log_beside_the_csv_history_changes_nothing_else(tmp_path):
+    plain, plain_history = run(mlp_params(tmp_path / "a"), tabular())
+    logged, history = run(
+        mlp_params(tmp_path / "b", trainer={"loggers": ["tensorboard"]}), tabular()
+    )
+    assert torch.equal(weights(plain), weights(logged))
+    pd.testing.assert_frame_equal(plain_history, history)
+    events = list((tmp_path / "b" / "logs" / "tensorboard").rglob("events.out.tfevents.*"))
+    assert events and events[0].stat().st_size > 0
+
+
+def test_a_logger_whose_package_is_missing_is_named(tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "mlflow", None)  # as if mlflow were not installed
+    monkeypatch.setattr("lightning.pytorch.loggers.mlflow._MLFLOW_AVAILABLE", False)
+    with pytest.raises(ParameterError, match=r"loggers lists 'mlflow', which needs mlflow"):
+        run(mlp_params(tmp_path, trainer={"loggers": ["mlflow"]}), tabular())

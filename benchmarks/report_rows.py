@@ -94,9 +94,10 @@ def scale_rows(s: dict[str, Any]) -> list[str]:
         "tokenize": ("10 | Convert, tokenizer threads vs `TOKENIZERS_PARALLELISM=false`", "faster"),
         "imports": ("11 | Import footprint of the training path (peak RSS)", "(info)"),
     }
+    missing: list[str] = []
     for section, (what, target) in pending.items():
         if section not in s:
-            rows.append(
+            missing.append(
                 f"| {what} | not measured in this round (`python benchmarks/scale.py --only "
                 f"{section}`) | – | – | {target} | n/a |"
             )
@@ -165,7 +166,7 @@ def scale_rows(s: dict[str, Any]) -> list[str]:
         )
     if tok:
         rows += [
-            f"| 10 | Convert node, {tok['texts'] // 1000}k texts, as measured (s) | "
+            f"| 10 | Convert node, {tok['texts'] // 1000}k texts, `TOKENIZERS_PARALLELISM=false` (s) | "
             f"{_fmt(tok['seconds_node'], ' s')} | batched calls, `TOKENIZERS_PARALLELISM=false` "
             f"{_fmt(tok['seconds_bare_serial'], ' s')} | {_fmt(tok['speed_node_vs_serial'], '×')} "
             f"speed | (info) | – |",
@@ -184,7 +185,7 @@ def scale_rows(s: dict[str, Any]) -> list[str]:
                 f"{_fmt(v['seconds'], ' s', 1)} | hand loop's imports {base:.0f} MiB | "
                 f"{v['rss_mib']['median'] - base:+.0f} MiB (also loads: {extra}) | (info) | – |"
             )
-    return rows
+    return rows + missing
 
 
 def extra_rows() -> list[str]:

@@ -327,6 +327,7 @@ def main() -> None:
             work = Path(tmp)
             load = loadavg()
             start = time.perf_counter()
+            started = time.strftime("%Y-%m-%d %H:%M:%S %Z")
             print(f"[{section}] load {load:.2f}", flush=True)
             if section == "text":
                 figures = bench_text(work, raw / "movie_reviews.csv")
@@ -344,7 +345,7 @@ def main() -> None:
                 ap.error(f"unknown section {section}")
             results[section] = {
                 "figures": figures,
-                "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+                "started": started,
                 "minutes": (time.perf_counter() - start) / 60,
                 "load_at_start": load,
                 "load_at_end": loadavg(),

@@ -11,7 +11,8 @@ Every measurement is one ``kedro run --pipelines=<step>`` in a fresh process of 
 project (conf and src copied), run under ``/usr/bin/time -v``: wall time and maximum
 resident set size. Predict runs on the texts without labels:
 
-- ``predict`` with the trained default package (MiniLM) at 10k rows;
+- ``predict`` with the trained default package (MiniLM) at 2k and 20k rows (``SCALE_MODEL_SIZES``;
+  1M rows would take about an hour of forward passes on 2 cores);
 - ``predict_tiny`` with a 2-layer, 32-wide random BERT package on the same tokenizer at every
   size, to show how predict's own machinery (read, tokenise, write: streamed in chunks)
   scales in time and memory without an hour of MiniLM forward passes.
@@ -19,8 +20,8 @@ resident set size. Predict runs on the texts without labels:
 Sections (``--only``): ``imports`` (peak RSS and time of importing the training path's
 libraries, each set in a fresh process, 3 rounds), ``text`` (clean, convert, split at each size), ``predict``,
 ``tabular``, ``tokenize`` (convert's tokenizer threads: single-threaded batched calls, the
-same with ``TOKENIZERS_PARALLELISM=true``, and the convert node, 100k texts, 3 rounds
-interleaved). Writes ``benchmarks/scale_results.json`` (merged with earlier sections).
+same with ``TOKENIZERS_PARALLELISM=true``, and the convert node with the variable false and
+true, 100k texts, 3 rounds interleaved). Writes ``benchmarks/scale_results.json`` (merged with earlier sections).
 """
 
 from __future__ import annotations
@@ -45,6 +46,10 @@ from run import ENV, environment, loadavg, rotated, stats  # noqa: E402
 
 KEDRO = str(Path(sys.executable).parent / "kedro")
 TEXT_SIZES = tuple(int(n) for n in os.environ.get("SCALE_SIZES", "10000,100000,1000000").split(","))
+# MiniLM forward passes take ~3 ms a text on 2 cores: 1M rows would take about an hour.
+MODEL_SIZES = tuple(
+    int(n) for n in os.environ.get("SCALE_MODEL_SIZES", "2000,20000").split(",") if n
+)
 
 
 def measured(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> dict[str, float]:
@@ -156,20 +161,28 @@ def tiny_package(folder: Path, tokenizer: Path) -> None:
 
 
 def bench_predict(work: Path, raw: Path, package: Path) -> dict[str, Any]:
-    """predict with the real package at 10k rows; with the tiny package at every size."""
-    proj = project(work, "predict")
-    tiny_package(proj / "data/06_models/tiny/package", package)
-    shutil.copytree(package, proj / "data/06_models/reviews/package")
+    """predict with the real package at MODEL_SIZES; with the tiny package at TEXT_SIZES.
+
+    Each package sits in its own scratch project at the default task's package path
+    (``task.name`` cannot be changed with ``--params``).
+    """
     out: dict[str, Any] = {"predict": {}, "predict_tiny": {}}
-    for n in TEXT_SIZES:
-        src = proj / f"data/01_raw/predict{n}.csv"
-        text_table(raw, n)[["id", "text"]].to_csv(src, index=False)
+    for name, sizes in (("predict", MODEL_SIZES), ("predict_tiny", TEXT_SIZES)):
+        proj = project(work, name)
+        folder = proj / "data/06_models/reviews/package"
+        if name == "predict":
+            shutil.copytree(package, folder)
+        else:
+            tiny_package(folder, package)
         dest = proj / "data/07_model_output/out.csv"
-        params = f"predict_input={src},predictions={dest}"
-        out["predict_tiny"][str(n)] = step(proj, "predict", f"--params={params},task.name=tiny")
-        if n == TEXT_SIZES[0]:
-            out["predict"][str(n)] = step(proj, "predict", f"--params={params}")
-        src.unlink()
+        for n in sizes:
+            src = proj / f"data/01_raw/predict{n}.csv"
+            text_table(raw, n)[["id", "text"]].to_csv(src, index=False)
+            out[name][str(n)] = step(
+                proj, "predict", f"--params=predict_input={src},predictions={dest}"
+            )
+            src.unlink()
+        shutil.rmtree(proj / "data")
     return out
 
 
@@ -205,6 +218,9 @@ params = {{"tokenizer": {tokenizer!r}, "max_length": 64, "labels": ["negative", 
 start = time.perf_counter()
 if variant == "node":
     convert_table(table, params)
+elif variant == "node_parallel":
+    os.environ["TOKENIZERS_PARALLELISM"] = "true"
+    convert_table(table, params)
 else:
     os.environ["TOKENIZERS_PARALLELISM"] = "true" if variant == "bare_parallel" else "false"
     for i in range(0, len(texts), 1000):
@@ -221,7 +237,7 @@ def bench_tokenize(work: Path, raw: Path, package: Path, rounds: int = 3) -> dic
     table["label"] = (table["sentiment"] > 0).map({True: "positive", False: "negative"})
     table[["id", "text", "label"]].to_parquet(work / "tok.parquet")
     code = TOKENIZE_WORKER.format(src=str(ROOT / "src"), tokenizer=str(package))
-    variants = ("bare_serial", "bare_parallel", "node")
+    variants = ("bare_serial", "bare_parallel", "node", "node_parallel")
     times: dict[str, list[float]] = {v: [] for v in variants}
     for r in range(rounds):
         for v in rotated(variants, r):
@@ -242,6 +258,9 @@ def bench_tokenize(work: Path, raw: Path, package: Path, rounds: int = 3) -> dic
         "speed_node_vs_serial": ratio,
         "speed_parallel_vs_serial": stats(
             [a / b for a, b in zip(times["bare_serial"], times["bare_parallel"], strict=True)]
+        ),
+        "speed_node_parallel_vs_node": stats(
+            [a / b for a, b in zip(times["node"], times["node_parallel"], strict=True)]
         ),
     }
 
@@ -308,6 +327,7 @@ def main() -> None:
             work = Path(tmp)
             load = loadavg()
             start = time.perf_counter()
+            started = time.strftime("%Y-%m-%d %H:%M:%S %Z")
             print(f"[{section}] load {load:.2f}", flush=True)
             if section == "text":
                 figures = bench_text(work, raw / "movie_reviews.csv")
@@ -325,7 +345,7 @@ def main() -> None:
                 ap.error(f"unknown section {section}")
             results[section] = {
                 "figures": figures,
-                "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+                "started": started,
                 "minutes": (time.perf_counter() - start) / 60,
                 "load_at_start": load,
                 "load_at_end": loadavg(),

@@ -82,3 +82,23 @@ def test_unseen_category_warns_and_encodes_as_zeros(penguins_raw, caplog):
     assert "column 'island': 1 row(s)" in caplog.text and "['Atlantis']" in caplog.text
     island = [f"island={c}" for c in params["categories"]["island"]]
     assert out[island].sum(axis=1).tolist() == [0.0, 1.0, 1.0, 1.0]
+
+
+def test_tokenizer_threads_give_the_same_ids_and_end_off(
+    monkeypatch, tiny_tokenizer_dir, text_params
+):
+    """Convert tokenises with the fast tokenizer's threads: ids as one thread gives them."""
+    import os
+
+    from transformers import AutoTokenizer
+
+    words = ["good", "film", "the", "plot", "was", "very", "dull", "and", "boring", "great"]
+    rng = np.random.default_rng(0)
+    texts = [" ".join(rng.choice(words, size=rng.integers(1, 12))) for _ in range(3000)]
+    cleaned = pd.DataFrame({"text": texts, "label": "positive"})
+    monkeypatch.setenv("TOKENIZERS_PARALLELISM", "false")
+    tok = AutoTokenizer.from_pretrained(tiny_tokenizer_dir)
+    serial = tok(texts, truncation=True, max_length=6)["input_ids"]
+    out = convert_table(cleaned, {**text_params, "batch_size": 1000})
+    assert [list(ids) for ids in out["input_ids"]] == serial
+    assert os.environ["TOKENIZERS_PARALLELISM"] == "false"  # off again before any fork

@@ -7,8 +7,11 @@ fitted later, on the training split only (see ``reprotrain.models.mlp``).
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -50,22 +53,40 @@ def _token_ids(texts: list[str], p: ConvertParams) -> pd.Series:
     lengths: list[int] = []
     chunks: list[np.ndarray] = []
     start = time.perf_counter()
-    for i in range(0, len(texts), p.batch_size):
-        ids = tokenizer(
-            texts[i : i + p.batch_size],
-            truncation=True,
-            max_length=p.max_length,
-            return_attention_mask=False,
-            return_token_type_ids=False,
-        )["input_ids"]
-        lengths.extend(map(len, ids))
-        chunks.append(np.fromiter((t for row in ids for t in row), dtype=np.int32))
-        log.info("convert: tokenised %d / %d texts", min(i + p.batch_size, len(texts)), len(texts))
+    with tokenizer_threads():
+        for i in range(0, len(texts), p.batch_size):
+            ids = tokenizer(
+                texts[i : i + p.batch_size],
+                truncation=True,
+                max_length=p.max_length,
+                return_attention_mask=False,
+                return_token_type_ids=False,
+            )["input_ids"]
+            lengths.extend(map(len, ids))
+            chunks.append(np.fromiter((t for row in ids for t in row), dtype=np.int32))
+            log.info(
+                "convert: tokenised %d / %d texts", min(i + p.batch_size, len(texts)), len(texts)
+            )
     offsets = np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)]).astype(np.int32)
     values = np.concatenate(chunks) if chunks else np.empty(0, np.int32)
     array = pa.ListArray.from_arrays(pa.array(offsets), pa.array(values))
     log.info("convert: %d texts in %.1fs", len(texts), time.perf_counter() - start)
     return pd.Series(array.to_pandas(), name="input_ids")
+
+
+@contextlib.contextmanager
+def tokenizer_threads() -> Iterator[None]:
+    """Let the fast tokenizer use every core inside the block; ``false`` again after it.
+
+    ``TOKENIZERS_PARALLELISM=false`` (exported by the Makefile) keeps batched calls on one
+    thread. Nothing forks inside the block; after it the variable is ``false``, so a data
+    loader that forks later (``num_workers > 0``) neither deadlocks nor warns.
+    """
+    os.environ["TOKENIZERS_PARALLELISM"] = "true"
+    try:
+        yield
+    finally:
+        os.environ["TOKENIZERS_PARALLELISM"] = "false"
 
 
 def _position_limit(folder: str, tokenizer: Any) -> int | None:

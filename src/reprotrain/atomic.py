@@ -116,17 +116,18 @@ def remove_stale_siblings(target: str | os.PathLike[str]) -> None:
 
 
 @contextlib.contextmanager
-def writing(target: str | os.PathLike[str]) -> Iterator[Path]:
+def writing(target: str | os.PathLike[str], suffix: str = "") -> Iterator[Path]:
     """A fresh temporary path beside ``target``, renamed onto it when the block succeeds.
 
-    For writers that are not Kedro datasets (checkpoints, history files): a crash or a full
-    disk leaves ``target`` as it was and the temporary file is removed (or, after a kill,
-    cleaned up by the next write of ``target``).
+    Used by every file writer (the atomic Kedro datasets, checkpoints, history files): a crash
+    or a full disk leaves ``target`` as it was and the temporary file is removed (or, after a
+    kill, cleaned up by the next write of ``target``). ``suffix`` ends the temporary name, for
+    writers that pick a format from the extension.
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_siblings(target)
-    tmp = temp_sibling(target)
+    tmp = temp_sibling(target, suffix=suffix)
     try:
         yield tmp
         os.replace(tmp, target)

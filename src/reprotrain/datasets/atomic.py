@@ -24,7 +24,7 @@ from kedro_datasets.json import JSONDataset
 from kedro_datasets.pandas import CSVDataset, ParquetDataset
 from kedro_datasets.yaml import YAMLDataset
 
-from reprotrain.atomic import remove_stale_siblings, temp_sibling
+from reprotrain.atomic import writing
 
 
 class AtomicSaveMixin:
@@ -33,8 +33,8 @@ class AtomicSaveMixin:
     Mix it in before a kedro-datasets class whose ``save`` writes one file at
     ``self._get_save_path()`` (``CSVDataset``, ``ParquetDataset``, ``JSONDataset``,
     ``MatplotlibDataset`` with a single figure): while the parent saves, ``_get_save_path``
-    returns the temporary path ``.<name>.tmp-<pid>-<random>`` beside the target (see
-    ``temp_sibling``); leftovers of a crashed earlier save are removed first.
+    returns the temporary path ``.<name>.tmp-<pid>-<random>`` beside the target (from
+    ``reprotrain.atomic.writing``); leftovers of a crashed earlier save are removed first.
 
     Example:
 
@@ -66,16 +66,10 @@ class AtomicSaveMixin:
         target_str = get_filepath_str(target, self._protocol)
         if os.path.isdir(target_str):
             raise DatasetError(f"cannot save {type(self).__name__}: {target_str} is a folder")
-        remove_stale_siblings(target_str)
-        self._atomic_tmp = target.with_name(temp_sibling(target_str, suffix=target.suffix).name)
-        tmp_str = get_filepath_str(self._atomic_tmp, self._protocol)
         try:
-            super().save(data)  # type: ignore[misc]
-            os.replace(tmp_str, target_str)
-        except BaseException:
-            if os.path.lexists(tmp_str):
-                os.remove(tmp_str)
-            raise
+            with writing(target_str, suffix=target.suffix) as tmp:
+                self._atomic_tmp = target.with_name(tmp.name)
+                super().save(data)  # type: ignore[misc]
         finally:
             self._atomic_tmp = None
             self._invalidate_cache()  # type: ignore[attr-defined]

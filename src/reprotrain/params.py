@@ -289,6 +289,9 @@ class FitParams(_Params):
     budget: float | None = Field(None, gt=0)
     # "balanced": cross-entropy weighted by n / (classes * count) of each training class.
     class_weights: Literal["balanced"] | None = None
+    # An exponential moving average of the weights (decay per optimiser step, e.g. 0.99) is
+    # what is validated, checkpointed and kept; null: the weights themselves.
+    ema: float | None = Field(None, gt=0, lt=1)
     checkpoint_dir: str = "data/06_models/checkpoints"
     # A copy of best.ckpt outside checkpoint_dir (a cached DVC output); checkpoint_dir holds
     # Lightning's resume state, which must survive DVC removing a stage's outputs.

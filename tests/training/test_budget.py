@@ -13,10 +13,10 @@ from lightning.pytorch.callbacks import Callback
 
 from reprotrain.params import ParameterError, parse
 from reprotrain.pipelines.fit.nodes import build_model
-from reprotrain.training.budget import plan_training
-from reprotrain.training.trainer import class_weights, fit
+from reprotrain.training.budget import F1_MIN_CLASS_ROWS, plan_training
+from reprotrain.training.trainer import class_weights, fit, smallest_class
 from tests.conftest import deep_update
-from tests.pipelines.fit.test_nodes import MLP_TASK, mlp_params, tabular
+from tests.pipelines.fit.test_nodes import MLP_TASK, REGRESSION, mlp_params, tabular
 
 
 def budget_params(tmp_path, **override) -> dict:
@@ -70,6 +70,27 @@ def test_plan_monitors_loss_for_regression_and_without_validation(tmp_path):
     assert (plan.monitor, plan.val_check_interval) == ("train/loss", None)
 
 
+def test_plan_monitors_macro_f1_when_every_class_has_enough_validation_rows(tmp_path):
+    p = parse("fit", budget_params(tmp_path))
+    kw = {"batches_per_epoch": 5, "n_validation": 200, "batch_size": 16}
+    plan = plan_training(p, smallest_class=F1_MIN_CLASS_ROWS, **kw)
+    assert (plan.monitor, plan.mode) == ("val/f1", "max")
+    plan = plan_training(p, smallest_class=F1_MIN_CLASS_ROWS - 1, **kw)
+    assert (plan.monitor, plan.mode) == ("val/loss", "min")
+    chosen = parse(
+        "fit", budget_params(tmp_path, trainer={"early_stopping": {"monitor": "val/loss"}})
+    )
+    plan = plan_training(chosen, smallest_class=10 * F1_MIN_CLASS_ROWS, **kw)
+    assert (plan.monitor, plan.mode) == ("val/loss", "min")  # the user's choice wins
+
+
+def test_smallest_class_counts_the_rarest_label_of_the_task():
+    val = pd.DataFrame({"label": [0, 0, 2, 2, 2]})
+    assert smallest_class(val, parse("task", MLP_TASK)) == 0  # "mid" has no validation row
+    assert smallest_class(val.assign(label=[0, 1, 2, 1, 0]), parse("task", MLP_TASK)) == 1
+    assert smallest_class(val.assign(label=0.5), parse("task", REGRESSION)) is None
+
+
 def test_bad_budget_parameters_are_refused(tmp_path):
     with pytest.raises(ParameterError, match="fit.budget"):
         parse("fit", budget_params(tmp_path, budget=-1))
@@ -113,6 +134,20 @@ def test_early_stopping_stops_before_the_cap_and_keeps_the_best(tmp_path, caplog
     state = {k.removeprefix("model."): v for k, v in best["state_dict"].items()}
     for name, tensor in trained.state_dict().items():
         torch.testing.assert_close(tensor, state[name])
+
+
+def test_a_large_validation_split_selects_on_macro_f1(tmp_path, caplog):
+    val = tabular(n=150, seed=1)
+    assert smallest_class(val, parse("task", MLP_TASK)) >= F1_MIN_CLASS_ROWS
+    params = budget_params(tmp_path, trainer={"max_epochs": 4, "min_steps": 0})
+    with caplog.at_level(logging.INFO, logger="reprotrain"):
+        _, history, _ = train(params, tabular(n=96, seed=0), val)
+    assert "best model by val/f1 (max)" in caplog.text
+    best = torch.load(tmp_path / "ckpt" / "best.ckpt", weights_only=True)
+    callback = next(
+        v for k, v in best["callbacks"].items() if k.startswith("ModelCheckpoint") and "val" in k
+    )
+    assert float(callback["best_model_score"]) == pytest.approx(history["val/f1"].dropna().max())
 
 
 @pytest.mark.slow

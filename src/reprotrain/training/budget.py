@@ -28,6 +28,10 @@ from reprotrain.params import FitParams, ParameterError
 # more often than every MIN_VAL_INTERVAL batches (or once an epoch, if that is shorter).
 VAL_SHARE = 0.1
 MIN_VAL_INTERVAL = 50
+# Macro-F1 picks the checkpoint when every class has at least this many validation rows: one
+# row then moves a class's F1 by a few points at most. Below it the loss, which moves with
+# every row's confidence, is the steadier guide.
+F1_MIN_CLASS_ROWS = 30
 
 
 @dataclass(frozen=True)
@@ -58,13 +62,18 @@ class TrainingPlan:
         )
 
 
-def monitor_of(p: FitParams, has_validation: bool) -> tuple[str, str]:
+def monitor_of(
+    p: FitParams, has_validation: bool, smallest_class: int | None = None
+) -> tuple[str, str]:
     """The metric (and ``min``/``max``) that picks the best checkpoint and stops early.
 
-    ``auto``: the validation loss (training loss when there is no validation split). On a
-    small validation split, accuracy and macro-F1 move in coarse, noisy steps (one row of 40
-    is 2.5 points) and pick an undertrained early checkpoint by chance; the loss moves
-    smoothly with every row's confidence. ``monitor: val/f1`` selects on macro-F1 instead.
+    ``auto``: macro-F1 (``val/f1``), the metric the model is judged on, when the smallest class
+    has at least :data:`F1_MIN_CLASS_ROWS` validation rows (``smallest_class``; ``None`` for
+    regression); otherwise the validation loss. On a small validation split, F1 moves in coarse,
+    noisy steps (one row of 40 is 2.5 points) and picks an early checkpoint by chance; the loss
+    moves smoothly with every row's confidence. On a larger one the loss rewards confidence
+    more than correct decisions: a few confidently wrong rows raise it while F1 improves. The
+    training loss when there is no validation split.
     """
     es = p.trainer.early_stopping
     if not has_validation:
@@ -72,13 +81,23 @@ def monitor_of(p: FitParams, has_validation: bool) -> tuple[str, str]:
     if es is not None and es.monitor != "auto":
         mode = es.mode if es.mode != "auto" else ("min" if es.monitor.endswith("loss") else "max")
         return es.monitor, mode
+    if smallest_class is not None and smallest_class >= F1_MIN_CLASS_ROWS:
+        return "val/f1", "max"
     return "val/loss", "min"
 
 
 def plan_training(
-    p: FitParams, *, batches_per_epoch: int, n_validation: int, batch_size: int
+    p: FitParams,
+    *,
+    batches_per_epoch: int,
+    n_validation: int,
+    batch_size: int,
+    smallest_class: int | None = None,
 ) -> TrainingPlan:
-    """Plan the run from the size of the data (per device) and the ``fit`` parameters."""
+    """Plan the run from the size of the data (per device) and the ``fit`` parameters.
+
+    ``smallest_class``: the validation rows of the rarest class (classification only).
+    """
     t = p.trainer
     batches = max(1, batches_per_epoch)
     steps = max(1, math.ceil(batches / t.accumulate_grad_batches))
@@ -101,7 +120,7 @@ def plan_training(
             )
     if isinstance(interval, int) and interval >= batches:
         interval = 1.0  # once an epoch, at its end: Lightning's own schedule
-    monitor, mode = monitor_of(p, has_val)
+    monitor, mode = monitor_of(p, has_val, smallest_class)
     return TrainingPlan(batches, steps, max_epochs, t.min_steps, interval, monitor, mode)
 
 

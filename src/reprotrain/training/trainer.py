@@ -14,13 +14,15 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import numpy as np
 import pandas as pd
 import torch
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint, Timer
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint, Timer, WeightAveraging
 from lightning.pytorch.loggers import CSVLogger, Logger, MLFlowLogger, TensorBoardLogger
 from lightning.pytorch.plugins import TorchCheckpointIO
 from lightning.pytorch.plugins.environments import TorchElasticEnvironment
 from torch import nn
+from torch.optim.swa_utils import get_ema_avg_fn
 from torch.utils.data import DataLoader
 
 from reprotrain.atomic import writing
@@ -179,6 +181,8 @@ def build_trainer(
         )
     cbs.append(FreshStart(p))
     cbs.append(EpochOrder())
+    if p.ema is not None:
+        cbs.append(WeightAveraging(avg_fn=get_ema_avg_fn(p.ema)))
     cbs.extend(callbacks or [])
     terminal = on_a_terminal()
     if not terminal:  # a log file: progress as periodic lines instead of a bar
@@ -436,6 +440,14 @@ def seed_and_subsample(
     return train_set
 
 
+def smallest_class(validation_set: pd.DataFrame, task: TaskParams) -> int | None:
+    """The validation rows of the rarest class (0 if one has none); ``None`` for regression."""
+    if task.type != "classification":
+        return None
+    counts = np.bincount(validation_set["label"].to_numpy(), minlength=len(task.labels or []))
+    return int(counts.min())
+
+
 def make_loaders(
     model: nn.Module,
     train_set: pd.DataFrame,
@@ -542,6 +554,7 @@ def fit(
         batches_per_epoch=len(train_loader),
         n_validation=len(validation_set) if val_loader is not None else 0,
         batch_size=p.data.batch_size,
+        smallest_class=smallest_class(validation_set, task) if val_loader is not None else None,
     )
     if rank == 0:
         log.info("fit: %s", plan.describe())

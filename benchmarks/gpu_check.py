@@ -68,16 +68,17 @@ class Throughput(Callback):
             self.elapsed = time.perf_counter() - self.start
 
 
-def load_fit_inputs(env: str, train_path: Path | None) -> tuple[dict, pd.DataFrame]:
-    """The ``fit`` parameters of ``conf/<env>`` and the training split (the catalog's)."""
+def load_fit_inputs(env: str, train_path: Path | None) -> tuple[dict, dict, pd.DataFrame]:
+    """The ``fit`` and ``task`` groups of ``conf/<env>`` and the training split (the catalog's)."""
     from kedro.config import OmegaConfigLoader
 
     from reprotrain.settings import load_parameters
 
     loader = OmegaConfigLoader("conf", base_env="base", default_run_env=env)
     params = load_parameters("fit", "conf", env)
+    task = load_parameters("task", "conf", env)
     train_path = train_path or Path(loader["catalog"]["train_set"]["filepath"])
-    return params, pd.read_parquet(train_path)
+    return params, task, pd.read_parquet(train_path)
 
 
 def main() -> None:
@@ -109,20 +110,20 @@ def main() -> None:
         help="converted training table (default: the catalog's train_set)",
     )
     parser.add_argument(
-        "--checkpoint", default=None, help="model folder or hub id (default: fit.model.checkpoint)"
+        "--checkpoint", default=None, help="model folder or hub id (default: task.model_checkpoint)"
     )
     args = parser.parse_args()
 
     cpu = args.cpu_fallback or not torch.cuda.is_available()
     steps, warmup = (5, 2) if cpu else (args.steps, args.warmup)
-    raw, train_set = load_fit_inputs(args.env, args.train_set)
+    raw, task_raw, train_set = load_fit_inputs(args.env, args.train_set)
     if args.checkpoint:
-        raw = {**raw, "model": {**raw["model"], "checkpoint": args.checkpoint}}
+        task_raw = {**task_raw, "model_checkpoint": args.checkpoint}
     batch = args.batch_size or raw["data"]["batch_size"]
     work = Path(tempfile.mkdtemp(prefix="gpu_check-"))
-    raw.pop("best_checkpoint", None)
     raw = {
         **raw,
+        "best_checkpoint": None,
         "checkpoint_dir": str(work / "ck"),
         "log_dir": str(work / "logs"),
         "resume": False,
@@ -140,12 +141,13 @@ def main() -> None:
             "early_stopping": None,
         },
     }
-    p = parse("fit", raw)
-    model = build_model(p, train_set)
+    task = parse("task", task_raw)
+    p = parse("fit", raw, task)
+    model = build_model(p, task, train_set)
     n_params = sum(t.numel() for t in model.parameters())
     n_embed = sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Embedding))
     meter = Throughput(warmup)
-    fit(model, train_set, None, p, callbacks=[meter])
+    fit(model, train_set, None, p, task, callbacks=[meter])
 
     flops_params = n_params - n_embed
     figures = {

@@ -162,6 +162,7 @@ def prepare_training(work: Path) -> None:
     val = pd.read_parquet(ROOT / "data/05_model_input/reviews/validation.parquet")
     val.iloc[:256].to_parquet(work / "val_subset.parquet")
     (work / "fit_defaults.json").write_text(json.dumps(load_parameters("fit", ROOT / "conf")))
+    (work / "task.json").write_text(json.dumps(load_parameters("task", ROOT / "conf")))
 
 
 def run_worker(kind: str, variant: str, work: Path) -> dict[str, Any]:
@@ -237,17 +238,19 @@ def bench_convert(work: Path, rounds: int) -> dict[str, Any]:
     from reprotrain.settings import load_parameters
 
     params = load_parameters("convert", ROOT / "conf")
+    task = load_parameters("task", ROOT / "conf")
     cleaned = pd.read_parquet(ROOT / "data/02_intermediate/reviews/clean_table.parquet")
     texts = cleaned["text"].astype(str).tolist()
-    kw = {"truncation": True, "max_length": params["max_length"]}
+    kw = {"truncation": True, "max_length": task["max_length"]}
 
     def load() -> Any:
-        return AutoTokenizer.from_pretrained(resolve_checkpoint(params["tokenizer"]), use_fast=True)
+        checkpoint = resolve_checkpoint(task["model_checkpoint"])
+        return AutoTokenizer.from_pretrained(checkpoint, use_fast=True)
 
     tokenizer = load()
 
     def node() -> None:
-        convert_table(cleaned, params).to_parquet(work / "model_input.parquet")
+        convert_table(cleaned, params, task).to_parquet(work / "model_input.parquet")
 
     def batched() -> None:
         tokenizer(texts, **kw)

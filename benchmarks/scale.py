@@ -213,14 +213,15 @@ from reprotrain.pipelines.convert.nodes import convert_table
 variant, table = sys.argv[1], pd.read_parquet(sys.argv[2])
 texts = table["text"].tolist()
 tok = AutoTokenizer.from_pretrained({tokenizer!r})
-params = {{"tokenizer": {tokenizer!r}, "max_length": 64, "labels": ["negative", "positive"],
-          "batch_size": 1000}}
+params = {{"batch_size": 1000}}
+task = {{"name": "scale", "raw_file": "raw.csv", "labels": ["negative", "positive"],
+        "model_checkpoint": {tokenizer!r}, "max_length": 64}}
 start = time.perf_counter()
 if variant == "node":
-    convert_table(table, params)
+    convert_table(table, params, task)
 elif variant == "node_parallel":
     os.environ["TOKENIZERS_PARALLELISM"] = "true"
-    convert_table(table, params)
+    convert_table(table, params, task)
 else:
     os.environ["TOKENIZERS_PARALLELISM"] = "true" if variant == "bare_parallel" else "false"
     for i in range(0, len(texts), 1000):

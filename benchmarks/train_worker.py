@@ -57,6 +57,13 @@ def fit_defaults(workdir: Path) -> dict[str, Any]:
     return json.loads((workdir / "fit_defaults.json").read_text())
 
 
+def task_defaults(workdir: Path) -> Any:
+    """The project's ``task`` group, validated (written by ``run.py``)."""
+    from reprotrain.params import parse
+
+    return parse("task", json.loads((workdir / "task.json").read_text()))
+
+
 def ordered_rows(workdir: Path):
     """The 640 benchmark rows, reordered so that consecutive runs of 16 are the project's batches."""
     import pandas as pd
@@ -121,10 +128,11 @@ def throughput_project(workdir: Path) -> dict[str, Any]:
             self.t1 = time.perf_counter()
 
     rss_before = maxrss_mib()
-    model = build_model(p, table)
+    task = task_defaults(workdir)
+    model = build_model(p, task, table)
     timer = StepTimer()
     start = time.perf_counter()
-    fit(model, table, None, p, callbacks=[timer])
+    fit(model, table, None, p, task, callbacks=[timer])
     total = time.perf_counter() - start
     return {
         "steps": timer.steps,
@@ -327,8 +335,9 @@ def quality_project(workdir: Path) -> dict[str, Any]:
             if state["hit"] is not None or elapsed > QUALITY_CAP_S:
                 trainer.should_stop = True
 
-    model = build_model(p, train)
-    fit(model, train, val, p, callbacks=[Watch()])
+    task = task_defaults(workdir)
+    model = build_model(p, task, train)
+    fit(model, train, val, p, task, callbacks=[Watch()])
     hit = state["hit"]
     return {
         "seconds": hit[0] if hit else None,

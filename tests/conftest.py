@@ -392,13 +392,20 @@ def penguins_raw() -> pd.DataFrame:
 
 
 def load_params(step: str, env: str = "base") -> dict:
-    """The parameter group of ``step`` from the real conf, its shared keys filled from ``task``.
-
-    Nodes called with it need no ``task`` argument.
-    """
+    """The parameter group of ``step`` (``task``: the task group) from the real conf."""
     from reprotrain.settings import load_parameters
 
     return load_parameters(step, PROJECT_ROOT / "conf", env)
+
+
+def make_task(labels: list[str] | None = None, **override: Any) -> dict:
+    """A task group with these ``labels`` (``type="regression"``: none) for node calls."""
+    return {"name": "t", "raw_file": "data/01_raw/t.csv", "labels": labels, **override}
+
+
+def load_task(env: str = "base", **override: Any) -> dict:
+    """The task group of the real conf, with ``override``'s keys replaced."""
+    return {**load_params("task", env), **override}
 
 
 Factory = Callable[..., Any]

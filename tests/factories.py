@@ -12,7 +12,7 @@ from reprotrain.models import ModelArtifact, build_model, to_artifact
 from reprotrain.models.mlp import MLP
 from reprotrain.packaging import PackageDraft, example_rows, in_memory_package, package_info
 from reprotrain.params import parse
-from tests.conftest import TINY_BERT
+from tests.conftest import TINY_BERT, make_task
 
 PENGUIN_LABELS = ["Adelie", "Chinstrap", "Gentoo"]
 NUMERIC = ["bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g"]
@@ -49,14 +49,9 @@ def tiny_mlp(table: pd.DataFrame, seed: int = 0) -> MLP:
 def tiny_bert(labels: list[str] | None = None) -> torch.nn.Module:
     """A randomly initialised tiny BERT sequence classifier."""
     torch.manual_seed(0)
-    p = parse(
-        "fit",
-        {
-            "labels": labels or REVIEW_LABELS,
-            "model": {"family": "transformer", "config": TINY_BERT},
-        },
-    )
-    return build_model(p, pd.DataFrame()).eval()
+    task = parse("task", make_task(labels or REVIEW_LABELS))
+    p = parse("fit", {"model": {"family": "transformer", "config": TINY_BERT}}, task)
+    return build_model(p, task, pd.DataFrame()).eval()
 
 
 def prediction_frame(labels: list[str], actual: list[int], predicted: list[int]) -> pd.DataFrame:

@@ -1,11 +1,11 @@
-"""The task group fills every step's shared keys; step files cannot repeat them."""
+"""Nodes take the task group beside their step's group; step files cannot repeat task keys."""
 
 from __future__ import annotations
 
 import pandas as pd
 import pytest
 
-from reprotrain.params import ParameterError, parse
+from reprotrain.params import STEP_PARAMS, ParameterError, TransformerModelParams, parse
 from tests.conftest import load_params
 
 TASK = {
@@ -16,19 +16,32 @@ TASK = {
     "max_length": 48,
     "seed": 7,
 }
+TASK_KEYS = {"task", "type", "labels", "model_checkpoint", "tokenizer", "max_length", "seed"}
 
 
-def test_each_step_takes_the_shared_values_from_the_task_group():
-    clean = parse("clean", {"label_column": "category", "text_column": "body"}, TASK)
-    assert (clean.task, clean.labels) == ("classification", TASK["labels"])
-    convert = parse("convert", {}, TASK)
-    assert (convert.tokenizer, convert.max_length) == ("some/checkpoint", 48)
-    assert parse("split", {}, TASK).seed == 7
-    fit = parse("fit", {"model": {"family": "transformer"}}, TASK)
-    assert (fit.model.checkpoint, fit.seed, fit.labels) == ("some/checkpoint", 7, TASK["labels"])
-    assert parse("evaluate", {}, {**TASK, "type": "regression", "labels": None}).task == (
-        "regression"
-    )
+def test_step_models_hold_only_their_own_keys():
+    """The task's values live in TaskParams alone (tune's own seed is the sampler's)."""
+    for step, model in STEP_PARAMS.items():
+        if step not in ("task", "tune"):
+            assert not TASK_KEYS & set(model.model_fields), step
+    assert "checkpoint" not in TransformerModelParams.model_fields  # task.model_checkpoint
+
+
+def test_a_step_is_checked_against_the_task_group():
+    fit = parse("fit", {"model": {"family": "mlp"}, "loss": "cross_entropy"}, TASK)
+    assert fit.loss == "cross_entropy"
+    regression = {**TASK, "type": "regression", "labels": None}
+    with pytest.raises(ParameterError, match=r"'fit.loss': a regression task trains with loss"):
+        parse("fit", {"model": {"family": "mlp"}}, regression)
+    with pytest.raises(ParameterError, match=r"'fit.class_weights'.*classification tasks only"):
+        parse(
+            "fit",
+            {"model": {"family": "mlp"}, "loss": "mse", "class_weights": "balanced"},
+            regression,
+        )
+    assert parse(
+        "tune", {"space": {"fit.optimizer.lr": {"low": 0.1, "high": 1}}}, regression
+    ).metric == ("val/loss")
 
 
 def test_paths_follow_the_task_name_unless_the_step_sets_them():
@@ -38,6 +51,8 @@ def test_paths_follow_the_task_name_unless_the_step_sets_them():
     assert fit.log_dir == "data/08_reporting/tickets/training_logs"
     moved = parse("fit", {"model": {"family": "mlp"}, "checkpoint_dir": "/scratch/ck"}, TASK)
     assert moved.checkpoint_dir == "/scratch/ck"
+    no_copy = parse("fit", {"model": {"family": "mlp"}, "best_checkpoint": None}, TASK)
+    assert no_copy.best_checkpoint is None  # set to null: no copy, as before
     assert parse("package", {}, TASK).lineage_files == [
         "data/01_raw/tickets.csv",
         "data/05_model_input/tickets/train.parquet",
@@ -46,9 +61,10 @@ def test_paths_follow_the_task_name_unless_the_step_sets_them():
     ]
 
 
-def test_a_random_transformer_names_no_checkpoint():
-    fit = parse("fit", {"model": {"family": "transformer", "config": {"hidden_size": 8}}}, TASK)
-    assert fit.model.checkpoint is None
+def test_a_random_transformer_needs_no_checkpoint():
+    task = {**TASK, "model_checkpoint": None}
+    fit = parse("fit", {"model": {"family": "transformer", "config": {"hidden_size": 8}}}, task)
+    assert fit.model.config == {"hidden_size": 8}
 
 
 @pytest.mark.parametrize(
@@ -58,6 +74,9 @@ def test_a_random_transformer_names_no_checkpoint():
         ("convert", {"max_length": 16}, "convert.max_length"),
         ("split", {"seed": 1}, "split.seed"),
         ("fit", {"model": {"family": "transformer", "checkpoint": "x"}}, "fit.model.checkpoint"),
+        ("fit", {"model": {"family": "mlp"}, "labels": ["a", "b"]}, "fit.labels"),
+        ("evaluate", {"seed": 3}, "evaluate.seed"),
+        ("tune", {"task": "regression", "space": {}}, "tune.task"),
     ],
 )
 def test_a_step_file_repeating_a_shared_key_is_an_error(step, raw, key):
@@ -83,8 +102,9 @@ def test_a_bad_task_group_names_globals_yml():
 
 @pytest.mark.parametrize("env", ["base", "penguins"])
 def test_every_step_of_the_real_configuration_parses(env):
-    for step in ("clean", "convert", "split", "fit", "evaluate", "package", "predict"):
-        parse(step, load_params(step, env))
+    task = load_params("task", env)
+    for step in ("clean", "convert", "split", "fit", "evaluate", "package", "predict", "tune"):
+        parse(step, load_params(step, env), task)
 
 
 @pytest.mark.slow

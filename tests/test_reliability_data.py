@@ -36,6 +36,7 @@ from tests.conftest import (
     hashes,
     kedro_in_process,
     load_params,
+    load_task,
     make_penguins,
     make_reviews,
 )
@@ -47,6 +48,7 @@ from tests.factories import (
 from tests.pipelines.predict.test_predict import _penguin_package
 
 PENGUINS = load_params("clean", "penguins")
+PENGUINS_TASK = load_task("penguins")
 REVIEWS_PREDICT = "data/01_raw/reviews_predict_input.csv"
 PACKAGE = "data/06_models/reviews/package"
 LITERAL_TEXTS = ["None", "NA", "null"]
@@ -119,7 +121,7 @@ def mixed_case_penguins() -> pd.DataFrame:
 
 def test_unknown_labels_are_named_with_counts(caplog):
     with caplog.at_level("WARNING", logger="reprotrain"):
-        cleaned, report = clean_table(mixed_case_penguins(), PENGUINS)
+        cleaned, report = clean_table(mixed_case_penguins(), PENGUINS, PENGUINS_TASK)
     assert report["removed"]["unknown_label"] == 50
     assert report["unknown_labels"] == {"adelie": 30, "ADELIE": 10, "Emperor": 10}
     assert "'adelie' (30), 'ADELIE' (10), 'Emperor' (10)" in caplog.text
@@ -129,7 +131,7 @@ def test_unknown_labels_are_named_with_counts(caplog):
 def test_label_case_insensitive_maps_onto_the_configured_labels(caplog):
     with caplog.at_level("WARNING", logger="reprotrain"):
         cleaned, report = clean_table(
-            mixed_case_penguins(), {**PENGUINS, "label_case": "insensitive"}
+            mixed_case_penguins(), {**PENGUINS, "label_case": "insensitive"}, PENGUINS_TASK
         )
     assert report["removed"]["unknown_label"] == 10
     assert report["unknown_labels"] == {"Emperor": 10}
@@ -142,7 +144,8 @@ def test_label_case_insensitive_refuses_labels_it_cannot_tell_apart():
     with pytest.raises(ParameterError, match=r"cannot tell the labels \['yes', 'YES'\] apart"):
         clean_table(
             mixed_case_penguins(),
-            {**PENGUINS, "labels": ["yes", "YES"], "label_case": "insensitive"},
+            {**PENGUINS, "label_case": "insensitive"},
+            {**PENGUINS_TASK, "labels": ["yes", "YES"]},
         )
 
 

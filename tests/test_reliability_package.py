@@ -35,7 +35,7 @@ from reprotrain.packaging import (
     write_manifest,
 )
 from reprotrain.pipelines.package.nodes import build_package
-from tests.conftest import TINY_BERT
+from tests.conftest import TINY_BERT, make_task
 from tests.factories import (
     REVIEW_LABELS,
     draft_for,
@@ -139,8 +139,9 @@ def test_package_node_refuses_labels_that_differ_from_config_json(tiny_tokenizer
             {"accuracy": 1.0},
             {"test": {"rows": 2}},
             {"verify_rows": 2},
-            {"labels": reordered, "model": {"family": "transformer", "config": TINY_BERT}},
-            {"labels": reordered, "tokenizer": str(tiny_tokenizer_dir), "max_length": 16},
+            {"model": {"family": "transformer", "config": TINY_BERT}},
+            {},
+            make_task(reordered, model_checkpoint=str(tiny_tokenizer_dir), max_length=16),
         )
 
 

@@ -272,7 +272,7 @@ def test_main_writes_a_complete_env_that_kedro_loads_and_validates(project, caps
         "seed": 42,
     }
     for step in ("clean", "convert", "fit", "package", "predict"):
-        parse(step, load_parameters(step, conf, "birds"))
+        parse(step, load_parameters(step, conf, "birds"), task)
     clean = load_parameters("clean", conf, "birds")
     assert clean["id_column"] == "bird_id" and clean["categorical_columns"] == ["site", "sex_"]
     convert = load_parameters("convert", conf, "birds")
@@ -324,7 +324,9 @@ def test_a_regression_env_trains_with_mse(project):
     assert "loss: mse" in files["parameters_fit.yml"]
     assert "pandas.ParquetDataset" in files["catalog.yml"]
     fit = load_parameters("fit", project / "conf", "mass")
-    assert (fit["loss"], fit["task"], fit["model"]["family"]) == ("mse", "regression", "mlp")
+    task = load_parameters("task", project / "conf", "mass")
+    assert (fit["loss"], task["type"], fit["model"]["family"]) == ("mse", "regression", "mlp")
+    parse("fit", fit, task)
 
 
 def test_refusals_exit_2_and_write_nothing(project, capsys):

@@ -161,13 +161,11 @@ def globals_yml(name: str, raw_file: str, labels: list[str], text: bool, about: 
         "task:",
         f"  name: {name}",
         f"  raw_file: {raw_file}",
-        "  type: classification",
         f"  labels: {_yaml_list(labels)}",
         f"  model_checkpoint: {checkpoint}",
     ]
     if text:
         lines.append("  max_length: 64")
-    lines.append("  seed: 42")
     return "\n".join(lines) + "\n"
 
 
@@ -178,8 +176,6 @@ def package_yml(name: str, intended_use: str, limitations: str) -> str:
         + f"  name: {name}\n"
         + f"  intended_use: {json.dumps(intended_use)}\n"
         + f"  limitations: {json.dumps(limitations)}\n"
-        + "  verify_rows: 32\n"
-        + "  tolerance: 1.0e-5\n"
     )
 
 
@@ -187,7 +183,7 @@ def predict_yml(text_column: str | None) -> str:
     return (
         HEADER
         + "predict:\n"
-        + f"  text_column: {text_column or 'null'}\n"
+        + (f"  text_column: {text_column}\n" if text_column else "")
         + f"  batch_size: {64 if text_column else 256}\n"
     )
 
@@ -200,7 +196,6 @@ def text_clean_yml(label: str, text: str, id_column: str | None) -> str:
         + "  label_from_score: null\n"
         + f"  text_column: {text}\n"
         + f"  id_column: {id_column or 'null'}\n"
-        + "  drop_duplicates: true\n"
     )
 
 
@@ -325,7 +320,6 @@ def prepare_cars(out: Path, conf: Path, args: argparse.Namespace) -> None:
                 "  categorical_columns: []\n"
                 "  id_column: null\n"
                 "  missing_features: keep   # Miles_per_Gallon and Horsepower have gaps\n"
-                "  drop_duplicates: true\n"
             ),
             "parameters_convert.yml": (
                 HEADER + f"convert:\n  numeric_columns: {numeric}\n  categories: {{}}\n"

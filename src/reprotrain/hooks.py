@@ -25,7 +25,7 @@ class ValidateParametersHook:
 
     @hook_impl
     def after_context_created(self, context: Any) -> None:
-        """Parse the ``task`` group, then each ``<step>`` group found, filled from it.
+        """Parse the ``task`` group, then each ``<step>`` group found, checked against it.
 
         Reads the config loader's parameters (runtime ``--params`` included), not
         ``context.params``: outside ``kedro run`` that property type-checks against every
@@ -45,11 +45,9 @@ class ValidateParametersHook:
                     f"files, so change it in globals.yml rather than with --params (under "
                     f"`dvc repro`: make params.yaml's dvc.task and dvc.raw_file match it)"
                 )
-        for step in params.STEP_PARAMS:
-            if step != "task" and step in loaded:
-                params.parse(step, loaded[step], task)
-        if "tune" in loaded and "fit" in loaded:  # each range's ends through the fit step
-            params.check_space(params.parse("tune", loaded["tune"], task), loaded["fit"], task)
+        parsed = {s: params.parse(s, loaded[s], task) for s in params.STEP_PARAMS if s in loaded}
+        if "tune" in parsed and "fit" in loaded:  # each range's ends through the fit step
+            params.check_space(parsed["tune"], loaded["fit"], task)
 
 
 def _check_runtime_keys(loader: Any) -> None:
@@ -174,7 +172,7 @@ def _protected(catalog: Any, project: Path) -> list[tuple[str, str]]:
             found.append((f"catalog dataset '{name}'", path))
     try:
         groups = [catalog.get(f"params:{g}").load() for g in ("fit", "task")]  # no log lines
-        fit = params.with_task("fit", *groups)
+        fit = params.parse("fit", *groups).model_dump()
     except Exception:  # noqa: BLE001 - no fit group (an env without training): nothing to add
         fit = {}
     for key in ("checkpoint_dir", "best_checkpoint", "log_dir"):

@@ -4,9 +4,10 @@ Each ``conf/<env>/parameters_<step>.yml`` holds one top-level key named after it
 ``conf/<env>/globals.yml`` holds the group ``task``: the values several steps share (task type,
 labels, pretrained checkpoint, ``max_length``, seed) and the task's data paths. Kedro loads
 ``globals.yml`` both as globals (the catalog's paths) and as parameters (``params:task``, an
-input of every step; see ``settings.py``). :func:`parse` fills a step's shared keys from the
-task group, so step files hold literal values only: DVC can edit them with
-``dvc exp run -S`` (it cannot resolve Kedro's ``${globals:...}``).
+input of every step; see ``settings.py``). Nodes take the task group and their step's group side
+by side: a step model holds only its step's own keys, and a step file that repeats a task key
+is refused. Step files hold literal values only: DVC can edit them with ``dvc exp run -S`` (it
+cannot resolve Kedro's ``${globals:...}``).
 
 The models here give a typo or a bad value a message that names the key and the allowed values,
 instead of a ``KeyError`` deep inside a node. This module imports only pydantic, so that cheap
@@ -16,7 +17,6 @@ steps stay cheap.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -41,23 +41,14 @@ class _Params(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
-TaskType = Literal["classification", "regression"]
-"""What a model predicts: one of ``labels`` per row, or one number per row."""
-
-
-def require_labels(task: str, labels: list[str] | None) -> None:
-    """Refuse a classification task that does not list its class names."""
-    if task == "classification" and not labels:
-        raise ValueError("'labels' must list the class names for a classification task")
-
-
 # ---------------------------------------------------------------------------------------- task
 class TaskParams(_Params):
     """The task: its name and raw file (paths) and the values several steps share."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     raw_file: str = Field(min_length=1)
-    type: TaskType = "classification"
+    # what a model predicts: one of ``labels`` per row, or one number per row
+    type: Literal["classification", "regression"] = "classification"
     labels: list[str] | None = None
     model_checkpoint: str | None = None
     max_length: int = Field(128, gt=1, le=8192)
@@ -65,7 +56,8 @@ class TaskParams(_Params):
 
     @model_validator(mode="after")
     def _labels_for_classification(self) -> TaskParams:
-        require_labels(self.type, self.labels)
+        if self.type == "classification" and not self.labels:
+            raise ValueError("'labels' must list the class names for a classification task")
         if self.labels is not None and len(set(self.labels)) != len(self.labels):
             raise ValueError(f"'labels' repeats a class name: {self.labels}")
         return self
@@ -83,9 +75,7 @@ class ScoreToLabel(_Params):
 class CleanParams(_Params):
     """Which raw columns hold the text, the features and the label, and what to drop."""
 
-    task: TaskType = "classification"
     label_column: str
-    labels: list[str] | None = None
     label_from_score: ScoreToLabel | None = None
     text_column: str | None = None
     numeric_columns: list[str] = []
@@ -106,26 +96,17 @@ class CleanParams(_Params):
             raise ValueError(
                 "set either 'text_column' or at least one of 'numeric_columns'/'categorical_columns'"
             )
-        require_labels(self.task, self.labels)
-        if self.label_case == "insensitive" and self.labels:
-            folded = [" ".join(label.split()).casefold() for label in self.labels]
-            clashes = [x for x, f in zip(self.labels, folded, strict=True) if folded.count(f) > 1]
-            if clashes:
-                raise ValueError(
-                    f"label_case 'insensitive' cannot tell the labels {clashes} apart; "
-                    f"use label_case 'exact'"
-                )
         return self
 
 
 # ------------------------------------------------------------------------------------- convert
 class ConvertParams(_Params):
-    """How cleaned rows become model inputs: token ids, or numeric feature columns."""
+    """How cleaned rows become model inputs: token ids, or numeric feature columns.
 
-    task: TaskType = "classification"
-    labels: list[str] | None = None
-    tokenizer: str | None = None
-    max_length: int = Field(128, gt=1, le=8192)
+    Text tasks tokenize with ``task.model_checkpoint``'s tokenizer, truncating to
+    ``task.max_length`` tokens.
+    """
+
     batch_size: int = Field(1000, gt=0)
     numeric_columns: list[str] = []
     categories: dict[str, list[str]] = {}
@@ -133,14 +114,13 @@ class ConvertParams(_Params):
 
 # --------------------------------------------------------------------------------------- split
 class SplitParams(_Params):
-    """Train / validation / test fractions, stratification, seed and optional grouping."""
+    """Train / validation / test fractions, stratification and optional grouping (seed: task)."""
 
     train: float = Field(0.8, gt=0, lt=1)
     validation: float = Field(0.1, ge=0, lt=1)
     test: float = Field(0.1, gt=0, lt=1)
     stratify: bool = True
     group_column: str | None = None
-    seed: int = 42
 
     @model_validator(mode="after")
     def _sum_to_one(self) -> SplitParams:
@@ -152,17 +132,11 @@ class SplitParams(_Params):
 
 # ----------------------------------------------------------------------------------------- fit
 class TransformerModelParams(_Params):
-    """A Hugging Face sequence classifier: pretrained (``checkpoint``) or random (``config``)."""
+    """A Hugging Face sequence classifier: pretrained (``task.model_checkpoint``), or randomly
+    initialised from ``config``."""
 
     family: Literal["transformer"]
-    checkpoint: str | None = None
     config: dict[str, Any] | None = None
-
-    @model_validator(mode="after")
-    def _one_source(self) -> TransformerModelParams:
-        if (self.checkpoint is None) == (self.config is None):
-            raise ValueError("give exactly one of 'checkpoint' (pretrained) or 'config' (random)")
-        return self
 
 
 class MLPModelParams(_Params):
@@ -298,10 +272,12 @@ class TrainerParams(_Params):
 
 
 class FitParams(_Params):
-    """Everything the build-model and train nodes need."""
+    """Everything the build-model and train nodes need besides the task (type, labels, seed).
 
-    task: TaskType = "classification"
-    labels: list[str] | None = None
+    The three paths default to folders named after ``task.name`` (see :func:`parse`); the
+    defaults here serve a ``FitParams`` made without a task.
+    """
+
     model: Annotated[TransformerModelParams | MLPModelParams, Field(discriminator="family")]
     loss: Literal["cross_entropy", "mse"] = "cross_entropy"
     optimizer: OptimizerParams = OptimizerParams()
@@ -319,47 +295,27 @@ class FitParams(_Params):
     best_checkpoint: str | None = None
     log_dir: str = "data/08_reporting/training_logs"
     resume: bool = False
-    seed: int = 42
-
-    @model_validator(mode="after")
-    def _loss_matches_task(self) -> FitParams:
-        if self.task == "classification" and self.loss != "cross_entropy":
-            raise ValueError("a classification task trains with loss 'cross_entropy'")
-        if self.task == "regression" and self.loss != "mse":
-            raise ValueError("a regression task trains with loss 'mse'")
-        require_labels(self.task, self.labels)
-        if self.task == "regression" and self.class_weights is not None:
-            raise ValueError("'class_weights' is for classification tasks only")
-        return self
 
 
 # ------------------------------------------------------------------------------------ evaluate
 class EvaluateParams(_Params):
-    """The task and label names (as in ``fit``), the inference batch size, the baselines.
+    """The inference batch size and the baselines.
 
     ``baselines``: also fit cheap classical models on the same training split and score them
     on the same test split (``reprotrain.baselines``), beside the trained model.
     """
 
-    task: TaskType = "classification"
-    labels: list[str] | None = None
     batch_size: int = Field(128, gt=0)
     baselines: bool = True
     baseline_max_rows: int | None = Field(50_000, gt=0)
-    seed: int = 42
-
-    @model_validator(mode="after")
-    def _labels_for_classification(self) -> EvaluateParams:
-        require_labels(self.task, self.labels)
-        return self
 
 
 # ------------------------------------------------------------------------------------- package
 class PackageParams(_Params):
     """What the package's card says, which data files its lineage hashes, how it self-checks.
 
-    The tokenizer, truncation length and categories come from ``convert``; task, labels and
-    seed from ``fit``: one source of truth each.
+    The categories come from ``convert``; task, labels, tokenizer, truncation length and seed
+    from the task group: one source of truth each.
     """
 
     name: str | None = Field(None, min_length=1)
@@ -469,7 +425,6 @@ class TuneParams(_Params):
     over conf/base's: ``null`` drops a key from the search.
     """
 
-    task: TaskType = "classification"
     trials: int | None = Field(20, gt=0)
     # minutes of search (Optuna's timeout): no trial starts after it; null: no time limit
     budget: float | None = Field(None, gt=0)
@@ -505,10 +460,8 @@ class TuneParams(_Params):
 
     @property
     def metric(self) -> str:
-        """The validation metric the search optimises."""
-        if self.objective != "auto":
-            return self.objective
-        return "val/f1" if self.task == "classification" else "val/loss"
+        """The validation metric the search optimises (:func:`parse` resolves ``auto``)."""
+        return self.objective
 
     @property
     def direction(self) -> Literal["minimize", "maximize"]:
@@ -527,7 +480,7 @@ def _unknown_fit_key(key: str) -> str | None:
     parts = key.split(".")
     if parts[0] != "fit" or len(parts) < 2:
         return f"'{key}': a search key starts with 'fit.' (e.g. fit.optimizer.lr)"
-    if parts[1] in _UNTUNABLE or parts[1:] == ["model", "family"]:
+    if parts[1] in _UNTUNABLE or parts[1:] in (["model", "family"], ["model", "checkpoint"]):
         return f"'{key}' cannot be searched (a path, a shared task value or the model family)"
     models: list[type[BaseModel]] = [FitParams]
     for i, part in enumerate(parts[1:], start=1):
@@ -539,8 +492,7 @@ def _unknown_fit_key(key: str) -> str | None:
                 f"unknown key '{key}'{hint}; keys under '{'.'.join(parts[:i])}': "
                 f"{', '.join(sorted(fields))}"
             )
-        annotation = fields[part].annotation
-        models = [m for m in _models_in(annotation)]
+        models = _models_in(fields[part].annotation)
         if not models and i < len(parts) - 1:
             return f"unknown key '{key}': '{'.'.join(parts[: i + 1])}' has no sub-keys"
     if models and parts[-1] != "config":
@@ -608,70 +560,83 @@ STEP_PARAMS: dict[str, type[_Params]] = {
 }
 SPLITS = ("train", "validation", "test")
 
-# The keys of a step group that come from the task group. A step file must not set them: one
-# source of truth, so that a changed label list or seed reaches every step.
-_SHARED: dict[str, Callable[[TaskParams], dict[str, Any]]] = {
-    "clean": lambda t: {"task": t.type, "labels": t.labels},
-    "convert": lambda t: {
-        "task": t.type,
-        "labels": t.labels,
-        "tokenizer": t.model_checkpoint,
-        "max_length": t.max_length,
-    },
-    "split": lambda t: {"seed": t.seed},
-    "fit": lambda t: {"task": t.type, "labels": t.labels, "seed": t.seed},
-    "evaluate": lambda t: {"task": t.type, "labels": t.labels, "seed": t.seed},
-    "tune": lambda t: {"task": t.type},
-}
-# Paths under the task's data folders: defaults a step group may override (e.g. checkpoints on
-# a scratch disk: `fit: {checkpoint_dir: ...}` in conf/local/parameters_fit.yml; groups are
-# deep-merged over conf/base).
-_TASK_PATHS: dict[str, Callable[[TaskParams], dict[str, Any]]] = {
-    "fit": lambda t: {
-        "checkpoint_dir": f"data/06_models/{t.name}/checkpoints",
-        "best_checkpoint": f"data/06_models/{t.name}/best.ckpt",
-        "log_dir": f"data/08_reporting/{t.name}/training_logs",
-    },
-    "package": lambda t: {
-        "lineage_files": [
-            t.raw_file,
-            *(f"data/05_model_input/{t.name}/{s}.parquet" for s in SPLITS),
-        ]
-    },
-}
+# The task group's keys (and the step keys they once filled) that a step file must not set:
+# one source of truth, so that a changed label list or seed reaches every step.
+_TASK_KEYS = ("task", "type", "labels", "model_checkpoint", "tokenizer", "max_length", "seed")
+
+
+def _task_paths(step: str, t: TaskParams) -> dict[str, Any]:
+    """Paths under the task's folders: defaults a step may override (``fit.checkpoint_dir``)."""
+    if step == "fit":
+        return {
+            "checkpoint_dir": f"data/06_models/{t.name}/checkpoints",
+            "best_checkpoint": f"data/06_models/{t.name}/best.ckpt",
+            "log_dir": f"data/08_reporting/{t.name}/training_logs",
+        }
+    if step == "package":
+        files = [t.raw_file, *(f"data/05_model_input/{t.name}/{s}.parquet" for s in SPLITS)]
+        return {"lineage_files": files}
+    return {}
+
+
+def _task_problem(step: str, p: Any, t: TaskParams) -> tuple[str, str] | None:
+    """``(key, why)`` where the step's values cannot serve the task, or ``None``."""
+    if step == "fit":
+        loss = "cross_entropy" if t.type == "classification" else "mse"
+        if p.loss != loss:
+            return "loss", f"a {t.type} task trains with loss '{loss}' (task.type is {t.type!r})"
+        if t.type == "regression" and p.class_weights is not None:
+            return "class_weights", "'class_weights' is for classification tasks only"
+        if p.model.family == "transformer" and p.model.config is None and not t.model_checkpoint:
+            return "model", (
+                "a pretrained transformer needs task.model_checkpoint in globals.yml (it is "
+                "null); or give fit.model.config for a randomly initialised one"
+            )
+    if step == "clean" and p.label_case == "insensitive" and t.labels:
+        folded = [" ".join(label.split()).casefold() for label in t.labels]
+        clashes = [x for x, f in zip(t.labels, folded, strict=True) if folded.count(f) > 1]
+        if clashes:
+            return "label_case", (
+                f"label_case 'insensitive' cannot tell the labels {clashes} apart; "
+                f"use label_case 'exact'"
+            )
+    return None
+
+
+def _complete(step: str, p: Any, t: TaskParams) -> Any:
+    """The step model ``p`` checked against the task, the paths it does not set taken from it.
+
+    Raises:
+        ParameterError: if a value of the step does not fit the task (e.g. loss 'mse' for a
+            classification task).
+    """
+    problem = _task_problem(step, p, t)
+    if problem:
+        key, why = problem
+        raise ParameterError(f"invalid parameters in {_file(step)}:\n  '{step}.{key}': {why}")
+    defaults = {k: v for k, v in _task_paths(step, t).items() if k not in p.model_fields_set}
+    if step == "tune" and p.objective == "auto":  # the task type's metric
+        defaults["objective"] = "val/f1" if t.type == "classification" else "val/loss"
+    return p.model_copy(update=defaults) if defaults else p
 
 
 def _file(step: str) -> str:
     return "globals.yml" if step == "task" else f"parameters_{step}.yml"
 
 
-def with_task(step: str, raw: dict[str, Any], task: Any) -> dict[str, Any]:
-    """The raw group of ``step`` with its shared keys and path defaults taken from ``task``.
-
-    Raises:
-        ParameterError: if the step file sets a key that belongs to the task group.
-    """
-    t = parse("task", task)
-    shared = _SHARED.get(step, lambda _: {})(t)
-    clash = sorted(set(shared) & set(raw))
+def _refuse_task_keys(step: str, raw: dict[str, Any]) -> None:
+    """Refuse a step group that sets a key of the task group, naming where it belongs."""
+    own = STEP_PARAMS[step].model_fields  # tune's own seed
+    clash = sorted(k for k in _TASK_KEYS if k in raw and k not in own)
     model = raw.get("model")
-    if step == "fit" and isinstance(model, dict) and model.get("family") == "transformer":
-        if "checkpoint" in model:
-            clash.append("model.checkpoint")
-        elif "config" not in model:  # a random model names no checkpoint
-            if t.model_checkpoint is None:
-                raise ParameterError(
-                    "a pretrained transformer needs task.model_checkpoint in globals.yml (it is "
-                    "null); or give fit.model.config for a randomly initialised one"
-                )
-            raw = {**raw, "model": {**model, "checkpoint": t.model_checkpoint}}
+    if step == "fit" and isinstance(model, dict) and "checkpoint" in model:
+        clash.append("model.checkpoint")
     if clash:
         keys = ", ".join(f"'{step}.{k}'" for k in clash)
         raise ParameterError(
             f"{_file(step)} (or --params) sets {keys}: shared by several steps, it is set once "
             f"in globals.yml under 'task' (type, labels, model_checkpoint, max_length, seed)"
         )
-    return {**_TASK_PATHS.get(step, lambda _: {})(t), **raw, **shared}
 
 
 def _describe_error(step: str, model: type[BaseModel], err: ValidationError) -> str:
@@ -682,23 +647,12 @@ def _describe_error(step: str, model: type[BaseModel], err: ValidationError) -> 
             parent: Any = model
             for part in e["loc"][:-1]:
                 field = getattr(parent, "model_fields", {}).get(part)
-                parent = _model_of(field.annotation) if field else None
+                parent = next(iter(_models_in(field.annotation)), None) if field else None
             allowed = sorted(getattr(parent, "model_fields", {})) if parent else []
             lines.append(f"unknown key '{key}' (allowed keys: {', '.join(allowed)})")
         else:
             lines.append(f"'{key}': {e['msg']} (got {e.get('input')!r})")
     return f"invalid parameters in {_file(step)}:\n  " + "\n  ".join(lines)
-
-
-def _model_of(annotation: Any) -> type[BaseModel] | None:
-    """The pydantic model inside an annotation such as ``Model | None``."""
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in getattr(annotation, "__args__", ()):
-        found = _model_of(arg)
-        if found is not None:
-            return found
-    return None
 
 
 def parse(step: str, raw: Any, task: Any = None) -> Any:
@@ -707,22 +661,26 @@ def parse(step: str, raw: Any, task: Any = None) -> Any:
     Args:
         step: a key of :data:`STEP_PARAMS`.
         raw: the step's group (``params:<step>``), or its typed model.
-        task: the task group (``params:task``) that fills the step's shared keys; ``None``
-            when ``raw`` holds them already.
+        task: the task group (``params:task``, raw or typed): the step's values are checked
+            against it and the paths the step does not set follow ``task.name``. ``None``:
+            the step's values alone.
 
     Raises:
         ParameterError: naming every bad key and, for typos, the allowed keys.
     """
+    task = None if task is None or step == "task" else parse("task", task)
     model = STEP_PARAMS[step]
     if isinstance(raw, model):
-        return raw
-    if raw is None:
+        p = raw
+    elif raw is None:
         raise ParameterError(f"{_file(step)}: the top-level key '{step}' is missing")
-    if not isinstance(raw, dict):
+    elif not isinstance(raw, dict):
         raise ParameterError(f"{_file(step)}: '{step}' must be a mapping, got {raw!r}")
-    if task is not None:
-        raw = with_task(step, raw, task)
-    try:
-        return model.model_validate(raw)
-    except ValidationError as err:
-        raise ParameterError(_describe_error(step, model, err)) from None
+    else:
+        if step != "task":
+            _refuse_task_keys(step, raw)
+        try:
+            p = model.model_validate(raw)
+        except ValidationError as err:
+            raise ParameterError(_describe_error(step, model, err)) from None
+    return p if task is None else _complete(step, p, task)

@@ -36,17 +36,14 @@ CONFIG_LOADER_ARGS = {
 def load_parameters(
     step: str, conf_source: str | Path = "conf", env: str | None = None
 ) -> dict[str, Any]:
-    """The ``step`` group of the project's parameters, its shared keys filled from ``task``.
+    """The ``step`` group of the project's parameters, as a node receives it (``params:<step>``).
 
     Loads the configuration as ``kedro run --env=<env>`` does (same config patterns; ``None``
-    or ``"base"``: the default run environment), so the result can be passed to a node or to
-    :func:`reprotrain.params.parse` without a ``task``.
+    or ``"base"``: the default run environment). Nodes take it beside the ``task`` group:
+    ``parse(step, load_parameters(step), load_parameters("task"))``.
     """
     from kedro.config import OmegaConfigLoader
 
-    from reprotrain.params import with_task
-
     env = None if env == "base" else env
     loader = OmegaConfigLoader(str(conf_source), env=env, **CONFIG_LOADER_ARGS)
-    params = loader["parameters"]
-    return params[step] if step == "task" else with_task(step, params[step], params["task"])
+    return loader["parameters"][step]

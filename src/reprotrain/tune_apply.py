@@ -52,10 +52,6 @@ def apply(conf: Path, env: str) -> tuple[Path, dict[str, Any]]:
     current = yaml.safe_load(target.read_text("utf-8")) if target.is_file() else None
     group = _merge((current or {}).get("fit") or {}, best["fit"])
     merged = _merge(load_parameters("fit", conf, env), best["fit"])
-    for key in ("task", "labels", "seed"):
-        merged.pop(key, None)
-    if isinstance(merged.get("model"), dict):
-        merged["model"].pop("checkpoint", None)
     parse("fit", merged, task)  # the env's fit group with the trial's values must be valid
     target.parent.mkdir(parents=True, exist_ok=True)
     header = (

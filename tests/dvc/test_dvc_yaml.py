@@ -136,12 +136,45 @@ OTHER_TASK_VALUES = {
 }
 
 
-def filled(step: str, task: dict) -> list[dict]:
-    """What the step's node(s) receive: its group (package: plus fit and convert), filled."""
-    from reprotrain.params import with_task
+# Where each step reads the task group: its nodes, and the library code they pass it to.
+TASK_READERS = {
+    "clean": ["pipelines/clean/nodes.py"],
+    "convert": ["pipelines/convert/nodes.py"],
+    "split": ["pipelines/split/nodes.py"],
+    "fit": [
+        "pipelines/fit/nodes.py",
+        "models/__init__.py",
+        "models/mlp.py",
+        "models/transformer.py",
+        "training/trainer.py",
+    ],
+    "evaluate": ["pipelines/evaluate/nodes.py"],
+    "package": ["pipelines/package/nodes.py"],
+}
+
+
+def parsed(step: str, task: dict) -> Any:
+    """What ``parse`` makes of the step's groups (package: plus fit and convert) with ``task``."""
+    from reprotrain.params import ParameterError, parse
 
     groups = ["package", "fit", "convert"] if step == "package" else [step]
-    return [with_task(g, load_yaml(f"conf/base/parameters_{g}.yml")[g], task) for g in groups]
+    try:
+        return [parse(g, load_yaml(f"conf/base/parameters_{g}.yml")[g], task) for g in groups]
+    except ParameterError as err:  # the step refuses the other value: it takes the key
+        return str(err)
+
+
+def taken_keys(step: str) -> set[str]:
+    """The task keys a step takes: those its code reads from the task (``t.<key>`` or
+    ``task.<key>``), and those that change what ``parse`` makes of its groups (paths)."""
+    source = PROJECT_ROOT / "src" / "reprotrain"
+    text = "\n".join((source / f).read_text() for f in TASK_READERS[step])
+    read = set(re.findall(r"\b(?:t|task)\.(\w+)", text)) & set(TASK)
+    return read | {
+        key
+        for key, other in OTHER_TASK_VALUES.items()
+        if parsed(step, {**TASK, key: other}) != parsed(step, TASK)
+    }
 
 
 @pytest.mark.parametrize("step", STEPS)
@@ -149,11 +182,7 @@ def test_params_list_every_task_key_the_step_takes(dvc_yaml, step):
     assert set(OTHER_TASK_VALUES) == set(TASK)
     listed = params(dvc_yaml["stages"][step]).get(GLOBALS_FILE, [])
     covered = {key for key in TASK if "task" in listed or f"task.{key}" in listed}
-    taken = {
-        key
-        for key, other in OTHER_TASK_VALUES.items()
-        if filled(step, {**TASK, key: other}) != filled(step, TASK)
-    }
+    taken = taken_keys(step)
     assert taken, step
     assert taken <= covered, f"{step} takes task.{sorted(taken - covered)} but dvc.yaml omits it"
     for key in listed:
@@ -209,7 +238,7 @@ def test_reports_are_cached_metrics_and_plots(dvc_yaml):
 
 def test_training_checkpoints_keep_the_run_cache(dvc_yaml):
     """best.ckpt is a cached output; resume state is no output, and nothing is `persist`."""
-    (fit,) = filled("fit", TASK)
+    fit = parsed("fit", TASK)[0].model_dump()
     stages = dvc_yaml["stages"]
     outs = entries(stages["fit"], "outs")
     assert fit["best_checkpoint"] in outs
@@ -227,7 +256,7 @@ def test_training_checkpoints_keep_the_run_cache(dvc_yaml):
 
 
 def test_package_depends_on_its_lineage_files(dvc_yaml):
-    lineage = filled("package", TASK)[0]["lineage_files"]
+    lineage = parsed("package", TASK)[0].lineage_files
     assert lineage
     deps = entries(dvc_yaml["stages"]["package"], "deps")
     for name in lineage:

@@ -16,7 +16,7 @@ from reprotrain.pipelines.fit.nodes import build_model
 from reprotrain.training.budget import plan_training
 from reprotrain.training.trainer import class_weights, fit
 from tests.conftest import deep_update
-from tests.pipelines.fit.test_nodes import mlp_params, tabular
+from tests.pipelines.fit.test_nodes import MLP_TASK, mlp_params, tabular
 
 
 def budget_params(tmp_path, **override) -> dict:
@@ -38,8 +38,9 @@ class StepCounter(Callback):
 
 def train(params: dict, train_set: pd.DataFrame, val: pd.DataFrame | None, **kw):
     counter = StepCounter()
-    model = build_model(train_set, params)
-    trained, history = fit(model, train_set, val, parse("fit", params), callbacks=[counter], **kw)
+    model = build_model(train_set, params, MLP_TASK)
+    p, task = parse("fit", params, MLP_TASK), parse("task", MLP_TASK)
+    trained, history = fit(model, train_set, val, p, task, callbacks=[counter], **kw)
     return trained, history, counter
 
 
@@ -61,7 +62,7 @@ def test_plan_scales_with_the_data(tmp_path, batches, n_val, epochs, interval):
 
 
 def test_plan_monitors_loss_for_regression_and_without_validation(tmp_path):
-    reg = parse("fit", budget_params(tmp_path, task="regression", labels=None, loss="mse"))
+    reg = parse("fit", budget_params(tmp_path, loss="mse"))
     plan = plan_training(reg, batches_per_epoch=5, n_validation=10, batch_size=16)
     assert (plan.monitor, plan.mode) == ("val/loss", "min")
     cls = parse("fit", budget_params(tmp_path))

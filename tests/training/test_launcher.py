@@ -32,16 +32,18 @@ from reprotrain.training.launcher import (
     world_params,
     write_inputs,
 )
-from tests.conftest import new_scratch_project
+from tests.conftest import make_task, new_scratch_project
 
 WEIGHT_TOLERANCE = 1e-5  # max |w_2proc - w_1proc| after 10 AdamW steps, float32 on CPU
+
+
+TASK = make_task(["neg", "pos"])
 
 
 def _fit_params(**trainer) -> object:
     return parse(
         "fit",
         {
-            "labels": ["neg", "pos"],
             "model": {"family": "mlp"},
             "data": {"batch_size": 8},
             "trainer": trainer,
@@ -108,8 +110,9 @@ def test_fsdp_result_is_read_from_the_full_checkpoint(tmp_path):
 
     table = pd.DataFrame({"num__x": [0.0, 1.0], "num__y": [1.0, 0.0], "label": [0, 1]})
     p = _fit_params().model_copy(update={"checkpoint_dir": str(tmp_path / "ck")})
-    model = build_model(p, table)
-    write_inputs(tmp_path / "run", model, table, None, p)
+    task = parse("task", TASK)
+    model = build_model(p, task, table)
+    write_inputs(tmp_path / "run", model, table, None, p, task)
     trained = {k: v + 1 for k, v in model.state_dict().items()}
     Path(p.checkpoint_dir).mkdir()
     torch.save(

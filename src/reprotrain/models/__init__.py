@@ -20,7 +20,7 @@ from reprotrain.models.transformer import (
     is_transformer,
     transformer_from_spec,
 )
-from reprotrain.params import FitParams
+from reprotrain.params import FitParams, TaskParams
 
 __all__ = [
     "MLP",
@@ -36,7 +36,7 @@ __all__ = [
     "to_artifact",
 ]
 
-_BUILDERS: dict[str, Callable[[FitParams, pd.DataFrame], nn.Module]] = {
+_BUILDERS: dict[str, Callable[[FitParams, TaskParams, pd.DataFrame], nn.Module]] = {
     "transformer": build_transformer,
     "mlp": build_mlp,
 }
@@ -46,17 +46,17 @@ _FROM_SPEC: dict[str, Callable[[dict[str, Any]], nn.Module]] = {
 }
 
 
-def build_model(p: FitParams, train_set: pd.DataFrame) -> nn.Module:
-    """Build the model named by ``p.model.family`` (weights pretrained or initialised).
+def build_model(p: FitParams, task: TaskParams, train_set: pd.DataFrame) -> nn.Module:
+    """Build the model named by ``p.model.family`` for ``task`` (pretrained or initialised).
 
     Raises:
         ValueError: The training table's label ids were made for another label order
             (``data_label_problem``).
     """
-    problem = data_label_problem(p.labels if p.task == "classification" else None, train_set)
+    problem = data_label_problem(task.labels if task.type == "classification" else None, train_set)
     if problem:
         raise ValueError(problem)
-    return _BUILDERS[p.model.family](p, train_set)
+    return _BUILDERS[p.model.family](p, task, train_set)
 
 
 def data_label_problem(configured: list[str] | None, table: pd.DataFrame) -> str | None:

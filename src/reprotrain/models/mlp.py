@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from reprotrain.features import feature_columns
-from reprotrain.params import FitParams
+from reprotrain.params import FitParams, TaskParams
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU,
@@ -118,17 +118,17 @@ class MLP(nn.Module):
         return self.net(x) * self.target_std + self.target_mean
 
 
-def build_mlp(p: FitParams, train_set: pd.DataFrame) -> MLP:
-    """An MLP sized to the training table's features, with scaling fitted on it."""
+def build_mlp(p: FitParams, task: TaskParams, train_set: pd.DataFrame) -> MLP:
+    """An MLP sized to the training table's features and ``task``, scaling fitted on them."""
     names = feature_columns(train_set)
     if not names:
         raise ValueError("the training table has no feature columns for an MLP")
-    out = 1 if p.task == "regression" else len(p.labels or [])
+    labels = None if task.type == "regression" else list(task.labels or [])
     m = p.model
-    labels = None if p.task == "regression" else list(p.labels or [])
+    out = 1 if labels is None else len(labels)
     model = MLP(names, out, m.hidden_sizes, m.activation, m.dropout, m.init, m.bins, labels=labels)
     model.fit_scaling(train_set[names].to_numpy(dtype=np.float32))
-    if p.task == "regression":
+    if labels is None:
         model.fit_target_scaling(train_set["label"].to_numpy(dtype=np.float64))
     return model
 

@@ -8,7 +8,7 @@ from typing import Any
 import pandas as pd
 from torch import nn
 
-from reprotrain.params import FitParams
+from reprotrain.params import FitParams, TaskParams
 from reprotrain.pretrained import resolve_checkpoint
 
 log = logging.getLogger(__name__)
@@ -21,10 +21,10 @@ def is_transformer(model: nn.Module) -> bool:
     return isinstance(model, PreTrainedModel)
 
 
-def _head_kwargs(p: FitParams) -> dict[str, Any]:
-    if p.task == "regression":
+def _head_kwargs(task: TaskParams) -> dict[str, Any]:
+    if task.type == "regression":
         return {"num_labels": 1, "problem_type": "regression"}
-    labels = list(p.labels or [])
+    labels = list(task.labels or [])
     return {
         "num_labels": len(labels),
         "id2label": dict(enumerate(labels)),
@@ -33,8 +33,11 @@ def _head_kwargs(p: FitParams) -> dict[str, Any]:
     }
 
 
-def build_transformer(p: FitParams, train_set: pd.DataFrame | None = None) -> nn.Module:
-    """``AutoModelForSequenceClassification`` from a checkpoint, or from a config (random).
+def build_transformer(
+    p: FitParams, task: TaskParams, train_set: pd.DataFrame | None = None
+) -> nn.Module:
+    """``AutoModelForSequenceClassification`` from ``task.model_checkpoint``, or random from
+    ``p.model.config``.
 
     Raises:
         FileNotFoundError: The checkpoint is neither a local folder nor a loadable hub id.
@@ -42,36 +45,38 @@ def build_transformer(p: FitParams, train_set: pd.DataFrame | None = None) -> nn
     """
     from transformers import AutoConfig, AutoModelForSequenceClassification
 
-    head = _head_kwargs(p)
-    spec = p.model
-    if spec.config is not None:
-        config = AutoConfig.for_model(**{**spec.config, **head})
+    head = _head_kwargs(task)
+    if p.model.config is not None:
+        config = AutoConfig.for_model(**{**p.model.config, **head})
         return AutoModelForSequenceClassification.from_config(config)
-    source = resolve_checkpoint(spec.checkpoint)
+    checkpoint = task.model_checkpoint
+    if checkpoint is None:
+        raise ValueError("a pretrained transformer needs task.model_checkpoint (it is null)")
+    source = resolve_checkpoint(checkpoint)
     try:
         config = AutoConfig.from_pretrained(source)
     except OSError as err:
         raise FileNotFoundError(
-            f"model checkpoint '{spec.checkpoint}' is neither a local folder nor a hub model "
+            f"model checkpoint '{checkpoint}' is neither a local folder nor a hub model "
             f"available offline ({err.__class__.__name__}: {str(err).splitlines()[0]})"
         ) from None
     trained_head = any("ForSequenceClassification" in a for a in config.architectures or [])
     if trained_head and config.num_labels != head["num_labels"]:
         raise ValueError(
-            f"checkpoint '{spec.checkpoint}' has a classification head with {config.num_labels} "
+            f"checkpoint '{checkpoint}' has a classification head with {config.num_labels} "
             f"labels {list(config.id2label.values())}, but the task has {head['num_labels']} "
-            f"({p.labels}); use the base model or matching labels"
+            f"({task.labels}); use the base model or matching labels"
         )
     log.info(
         "loading pretrained %s from %s%s",
-        spec.checkpoint,
+        checkpoint,
         source,
         "" if trained_head else " with a new, randomly initialised classification head",
     )
     model = quietly(AutoModelForSequenceClassification.from_pretrained, source, **head)
     # Record the name the user gave, not this machine's folder: the saved spec (and so the
     # DVC hash of the trained model) must not depend on where the project is installed.
-    model.config._name_or_path = spec.checkpoint
+    model.config._name_or_path = checkpoint
     return model
 
 

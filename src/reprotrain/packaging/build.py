@@ -203,7 +203,7 @@ def in_memory_package(
         )
     if tokenizer is None:
         raise PackageError(
-            "a text model needs the tokenizer it was trained with (convert.tokenizer)"
+            "a text model needs the tokenizer it was trained with (task.model_checkpoint)"
         )
     from transformers import AutoTokenizer
 

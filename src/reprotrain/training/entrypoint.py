@@ -134,7 +134,7 @@ def train(run_dir: Path, env: Mapping[str, str]) -> None:
     from reprotrain.training.trainer import fit
 
     rank, world = int(env["RANK"]), int(env["WORLD_SIZE"])
-    model, train_set, validation_set, p = read_inputs(run_dir)
+    model, train_set, validation_set, p, task = read_inputs(run_dir)
     p = world_params(p, world, int(env["LOCAL_WORLD_SIZE"]))
     fail = os.environ.get(FAIL_RANK_ENV)
     callback = _report_callback(run_dir, env, int(fail) if fail else None)
@@ -147,7 +147,7 @@ def train(run_dir: Path, env: Mapping[str, str]) -> None:
         p.trainer.strategy,
     )
     trained, history = fit(
-        model, train_set, validation_set, p, rank=rank, world_size=world, callbacks=[callback]
+        model, train_set, validation_set, p, task, rank=rank, world_size=world, callbacks=[callback]
     )
     if rank == 0:
         if p.trainer.strategy == "fsdp":

@@ -41,7 +41,7 @@ from torch import nn
 from reprotrain.artifact import load_artifact, save_artifact
 from reprotrain.atomic import make_temp_dir, replace_dir
 from reprotrain.models import from_artifact, to_artifact
-from reprotrain.params import FitParams
+from reprotrain.params import FitParams, TaskParams
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +93,7 @@ def write_inputs(
     train_set: pd.DataFrame,
     validation_set: pd.DataFrame | None,
     p: FitParams,
+    task: TaskParams,
 ) -> None:
     """Empty ``run_dir`` and write the node's inputs into ``run_dir/inputs``."""
     if run_dir.exists():
@@ -106,17 +107,21 @@ def write_inputs(
     if validation_set is not None:
         validation_set.to_parquet(inputs / "validation.parquet")
     (inputs / "params.json").write_text(p.model_dump_json(indent=2))
+    (inputs / "task.json").write_text(task.model_dump_json(indent=2))
 
 
-def read_inputs(run_dir: Path) -> tuple[nn.Module, pd.DataFrame, pd.DataFrame | None, FitParams]:
-    """What ``write_inputs`` wrote: model (train mode), tables, parameters."""
+def read_inputs(
+    run_dir: Path,
+) -> tuple[nn.Module, pd.DataFrame, pd.DataFrame | None, FitParams, TaskParams]:
+    """What ``write_inputs`` wrote: model (train mode), tables, parameters, task."""
     inputs = Path(run_dir) / "inputs"
     model = from_artifact(load_artifact(str(inputs / "initial_model")))
     train_set = pd.read_parquet(inputs / "train.parquet")
     val_path = inputs / "validation.parquet"
     validation_set = pd.read_parquet(val_path) if val_path.is_file() else None
     p = FitParams.model_validate_json((inputs / "params.json").read_text())
-    return model.train(), train_set, validation_set, p
+    task = TaskParams.model_validate_json((inputs / "task.json").read_text())
+    return model.train(), train_set, validation_set, p, task
 
 
 def write_result(run_dir: Path, model: nn.Module, history: pd.DataFrame) -> None:
@@ -258,6 +263,7 @@ def launch(
     train_set: pd.DataFrame,
     validation_set: pd.DataFrame | None,
     parameters: FitParams,
+    task: TaskParams,
     *,
     run_dir: str | Path | None = None,
 ) -> tuple[nn.Module, pd.DataFrame]:
@@ -268,6 +274,7 @@ def launch(
         train_set: Converted training rows.
         validation_set: Converted validation rows (or ``None``).
         parameters: The validated ``fit`` parameters.
+        task: The validated ``task`` group.
         run_dir: The run folder (default ``run_dir_for(parameters)``).
 
     Raises:
@@ -277,7 +284,7 @@ def launch(
     t = p.trainer
     run_dir = Path(run_dir).resolve() if run_dir else run_dir_for(p)
     p = world_params(p, t.devices * t.num_nodes, t.devices)
-    write_inputs(run_dir, model, train_set, validation_set, p)
+    write_inputs(run_dir, model, train_set, validation_set, p, task)
     cmd = srun_command(p, run_dir) if t.launcher == "srun" else torchrun_command(p, run_dir)
     if t.num_nodes > 1 and t.launcher == "torchrun":
         log.info(

@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader
 
 from reprotrain.atomic import writing
 from reprotrain.models import pad_token_id
-from reprotrain.params import FitParams, ParameterError, TrainerParams
+from reprotrain.params import FitParams, ParameterError, TaskParams, TrainerParams
 from reprotrain.training.budget import FloorEarlyStopping, TrainingPlan, plan_training
 from reprotrain.training.data import ResumableLoader, make_loader
 from reprotrain.training.progress import ProgressLog, on_a_terminal
@@ -418,7 +418,9 @@ def keep_best_checkpoint(checkpoint: ModelCheckpoint, target: str | Path) -> Non
         torch.save(state, f)
 
 
-def seed_and_subsample(p: FitParams, train_set: pd.DataFrame, world_size: int) -> pd.DataFrame:
+def seed_and_subsample(
+    p: FitParams, seed: int, train_set: pd.DataFrame, world_size: int
+) -> pd.DataFrame:
     """Threads, determinism and seeds as configured; the training rows (subsampled if asked).
 
     Raises:
@@ -428,9 +430,9 @@ def seed_and_subsample(p: FitParams, train_set: pd.DataFrame, world_size: int) -
         torch.set_num_threads(p.trainer.num_threads)
     if p.trainer.deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    L.seed_everything(p.seed, workers=True, verbose=False)
+    L.seed_everything(seed, workers=True, verbose=False)
     if p.data.train_subsample and p.data.train_subsample < len(train_set):
-        train_set = train_set.sample(n=p.data.train_subsample, random_state=p.seed)
+        train_set = train_set.sample(n=p.data.train_subsample, random_state=seed)
     if p.data.batch_size % world_size:
         raise ValueError(
             f"fit.data.batch_size={p.data.batch_size} is not divisible by the "
@@ -444,6 +446,7 @@ def make_loaders(
     train_set: pd.DataFrame,
     validation_set: pd.DataFrame | None,
     p: FitParams,
+    task: TaskParams,
     *,
     rank: int,
     world_size: int,
@@ -451,7 +454,7 @@ def make_loaders(
     """The training loader (seeded, resumable) and the validation loader (``None``: no rows)."""
     loader_kw: dict[str, Any] = {
         "pad_token_id": pad_token_id(model),
-        "regression": p.task == "regression",
+        "regression": task.type == "regression",
         "num_workers": p.data.num_workers,
         "rank": rank,
         "world_size": world_size,
@@ -461,7 +464,7 @@ def make_loaders(
         p.data.batch_size // world_size,
         train=True,
         group_by_length=p.data.group_by_length,
-        seed=p.seed,
+        seed=task.seed,
         **loader_kw,
     )
     if validation_set is None or len(validation_set) == 0:
@@ -506,6 +509,7 @@ def fit(
     train_set: pd.DataFrame,
     validation_set: pd.DataFrame | None,
     parameters: FitParams,
+    task: TaskParams,
     *,
     rank: int = 0,
     world_size: int = 1,
@@ -518,20 +522,21 @@ def fit(
         train_set: Converted training rows.
         validation_set: Converted validation rows (or ``None``/empty: no validation).
         parameters: The validated ``fit`` parameters.
+        task: The validated ``task`` group: type, labels and seed.
         rank: This process's rank (data parallel training).
         world_size: The number of processes; the per-device batch is the global one over it.
         callbacks: Extra Lightning callbacks (tests use them to stop or inspect a run).
     """
     p = parameters
-    train_set = seed_and_subsample(p, train_set, world_size)
+    train_set = seed_and_subsample(p, task.seed, train_set, world_size)
     train_loader, val_loader = make_loaders(
-        model, train_set, validation_set, p, rank=rank, world_size=world_size
+        model, train_set, validation_set, p, task, rank=rank, world_size=world_size
     )
     model.train()  # from_pretrained returns eval mode; Lightning keeps modes as it finds them
-    num_labels = len(p.labels or [None])
+    num_labels = len(task.labels or [None])
     system = TrainingSystem(
         model,
-        task=p.task,
+        task=task.type,
         num_labels=num_labels,
         optimizer=p.optimizer.model_dump(),
         schedule=p.schedule.model_dump(),

@@ -7,10 +7,12 @@ import pytest
 
 from reprotrain.params import ParameterError
 from reprotrain.pipelines.clean.nodes import DataError, clean_table
-from tests.conftest import load_params
+from tests.conftest import load_params, load_task
 
 REVIEWS = load_params("clean")
 PENGUINS = load_params("clean", env="penguins")
+TASK = load_task()
+PENGUINS_TASK = load_task("penguins")
 
 
 def test_text_rows_cleaned_and_counted():
@@ -30,7 +32,7 @@ def test_text_rows_cleaned_and_counted():
         }
     )
     before = raw.copy(deep=True)
-    cleaned, report = clean_table(raw, REVIEWS)
+    cleaned, report = clean_table(raw, REVIEWS, TASK)
     pd.testing.assert_frame_equal(raw, before)  # input never mutated
     assert cleaned["text"].tolist() == ["a good film", "bad", "dull"]
     assert cleaned["label"].tolist() == ["positive", "negative", "negative"]
@@ -49,7 +51,7 @@ def test_text_rows_cleaned_and_counted():
 
 
 def test_tabular_keeps_missing_features_when_configured(penguins_raw):
-    cleaned, report = clean_table(penguins_raw, PENGUINS)
+    cleaned, report = clean_table(penguins_raw, PENGUINS, PENGUINS_TASK)
     assert len(cleaned) == len(penguins_raw)
     assert cleaned["bill_length_mm"].isna().sum() == 1
     assert set(cleaned["label"]) == {"Adelie", "Chinstrap", "Gentoo"}
@@ -61,13 +63,13 @@ def test_dropping_many_rows_warns_with_the_reasons(penguins_raw, caplog):
     raw = penguins_raw.copy()
     raw.loc[raw.index[:60], "flipper_length_mm"] = None  # 40% of the rows miss a number
     with caplog.at_level("WARNING", logger="reprotrain"):
-        cleaned, report = clean_table(raw, {**PENGUINS, "missing_features": "drop"})
+        cleaned, report = clean_table(raw, {**PENGUINS, "missing_features": "drop"}, PENGUINS_TASK)
     assert report["removed"]["missing_feature"] == 60
     assert "clean dropped 60 of 150 rows (40%" in caplog.text
     assert "missing_features: keep imputes" in caplog.text
     caplog.clear()
     with caplog.at_level("WARNING", logger="reprotrain"):
-        clean_table(penguins_raw, {**PENGUINS, "missing_features": "drop"})
+        clean_table(penguins_raw, {**PENGUINS, "missing_features": "drop"}, PENGUINS_TASK)
     assert "clean dropped" not in caplog.text  # 2 of 150: below the share
 
 
@@ -76,7 +78,7 @@ def test_tabular_drops_missing_and_unknown_labels(penguins_raw):
     raw.loc[0, "species"] = "Emperor"
     raw.loc[1, "species"] = None
     raw.loc[2, "flipper_length_mm"] = float("inf")
-    cleaned, report = clean_table(raw, {**PENGUINS, "missing_features": "drop"})
+    cleaned, report = clean_table(raw, {**PENGUINS, "missing_features": "drop"}, PENGUINS_TASK)
     removed = report["removed"]
     assert removed["unknown_label"] == 1
     assert removed["missing_label"] == 1
@@ -87,64 +89,64 @@ def test_tabular_drops_missing_and_unknown_labels(penguins_raw):
 
 def test_missing_column_names_the_column(reviews_raw):
     with pytest.raises(DataError, match=r"missing the configured column\(s\) \['text'\]"):
-        clean_table(reviews_raw.rename(columns={"text": "review"}), REVIEWS)
+        clean_table(reviews_raw.rename(columns={"text": "review"}), REVIEWS, TASK)
 
 
 def test_header_only_table_fails(reviews_raw):
     with pytest.raises(DataError, match="no rows"):
-        clean_table(reviews_raw.iloc[:0], REVIEWS)
+        clean_table(reviews_raw.iloc[:0], REVIEWS, TASK)
 
 
 def test_all_labels_missing_fails(reviews_raw):
     raw = reviews_raw.assign(sentiment=None)
     with pytest.raises(DataError, match=r"no usable rows left.*'missing_label': 240"):
-        clean_table(raw, REVIEWS)
+        clean_table(raw, REVIEWS, TASK)
 
 
 def test_parameter_typo_names_key_and_allowed_keys(reviews_raw):
     with pytest.raises(ParameterError, match=r"unknown key 'clean.text_colum'.*text_column"):
-        clean_table(reviews_raw, {**REVIEWS, "text_colum": "text"})
+        clean_table(reviews_raw, {**REVIEWS, "text_colum": "text"}, TASK)
 
 
 def test_bad_value_names_allowed_values(reviews_raw):
     with pytest.raises(ParameterError, match=r"'clean.missing_features'.*'drop' or 'keep'"):
-        clean_table(reviews_raw, {**REVIEWS, "missing_features": "impute"})
+        clean_table(reviews_raw, {**REVIEWS, "missing_features": "impute"}, TASK)
 
 
 def test_duplicated_ids_are_an_error(reviews_raw):
     raw = reviews_raw.copy()
     raw.loc[5, "id"] = raw.loc[4, "id"]
     with pytest.raises(DataError, match=r"column 'id' must hold unique ids; repeated: \[5\]"):
-        clean_table(raw, REVIEWS)
+        clean_table(raw, REVIEWS, TASK)
 
 
 def test_non_numeric_values_in_a_numeric_column_are_named(penguins_raw):
     raw = penguins_raw.astype({"body_mass_g": "object"})
     raw.loc[2, "body_mass_g"] = "heavy"
     with pytest.raises(DataError, match=r"column 'body_mass_g' must be numeric.*\['heavy'\]"):
-        clean_table(raw, PENGUINS)
+        clean_table(raw, PENGUINS, PENGUINS_TASK)
 
 
 def test_non_numeric_score_is_named(reviews_raw):
     raw = reviews_raw.astype({"sentiment": "object"})
     raw.loc[0, "sentiment"] = "great!"
     with pytest.raises(DataError, match=r"column 'sentiment' must be numeric"):
-        clean_table(raw, REVIEWS)
+        clean_table(raw, REVIEWS, TASK)
 
 
 def test_single_class_is_an_error(reviews_raw):
     raw = reviews_raw.assign(sentiment=reviews_raw["sentiment"].abs())
     with pytest.raises(DataError, match=r"only one class \['positive'\]"):
-        clean_table(raw, REVIEWS)
+        clean_table(raw, REVIEWS, TASK)
 
 
 def test_very_long_text_is_kept_whole_for_the_tokenizer(reviews_raw):
     raw = reviews_raw.copy()
     raw.loc[0, "text"] = "good " * 20_000
-    cleaned, _ = clean_table(raw, REVIEWS)
+    cleaned, _ = clean_table(raw, REVIEWS, TASK)
     assert len(cleaned.loc[cleaned["id"] == 1, "text"].item()) == len("good " * 20_000) - 1
 
 
 def test_a_wholly_empty_numeric_column_is_named(penguins_raw):
     with pytest.raises(DataError, match="numeric column 'body_mass_g' has no values: all 150"):
-        clean_table(penguins_raw.assign(body_mass_g=None), PENGUINS)
+        clean_table(penguins_raw.assign(body_mass_g=None), PENGUINS, PENGUINS_TASK)

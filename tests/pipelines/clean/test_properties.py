@@ -9,9 +9,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from reprotrain.pipelines.clean.nodes import DataError, clean_table
-from tests.conftest import load_params
+from tests.conftest import load_params, load_task
 
 PARAMS = load_params("clean")
+TASK = load_task()
 
 texts = st.one_of(
     st.none(), st.sampled_from(["", "  ", "good", "bad  film", "good"]), st.text(max_size=12)
@@ -43,11 +44,11 @@ def test_clean_keeps_exactly_the_valid_rows_and_accounts_for_the_rest(data):
     want = expected_kept(data)
     if len({label for _, label in want}) < 2:  # nothing, or one class only: a clear error
         try:
-            clean_table(raw, PARAMS)
+            clean_table(raw, PARAMS, TASK)
         except DataError:
             return
         raise AssertionError("clean accepted a table without two classes")
-    cleaned, report = clean_table(raw, PARAMS)
+    cleaned, report = clean_table(raw, PARAMS, TASK)
     got = list(zip(cleaned["text"], cleaned["label"], strict=True))
     assert got == want
     assert report["rows_out"] + sum(report["removed"].values()) == report["rows_in"] == len(raw)

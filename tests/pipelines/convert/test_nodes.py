@@ -8,15 +8,20 @@ import pytest
 
 from reprotrain.pipelines.clean.nodes import clean_table
 from reprotrain.pipelines.convert.nodes import convert_table
-from tests.conftest import load_params
+from tests.conftest import load_params, load_task
+
+PENGUINS_TASK = load_task("penguins")
 
 
 @pytest.fixture
-def text_params(tiny_tokenizer_dir):
-    return {**load_params("convert"), "tokenizer": str(tiny_tokenizer_dir), "max_length": 6}
+def text_task(tiny_tokenizer_dir):
+    return load_task(model_checkpoint=str(tiny_tokenizer_dir), max_length=6)
 
 
-def test_text_becomes_truncated_unpadded_token_ids(tiny_tokenizer_dir, text_params):
+TEXT = load_params("convert")
+
+
+def test_text_becomes_truncated_unpadded_token_ids(tiny_tokenizer_dir, text_task):
     from transformers import AutoTokenizer
 
     cleaned = pd.DataFrame(
@@ -26,7 +31,7 @@ def test_text_becomes_truncated_unpadded_token_ids(tiny_tokenizer_dir, text_para
             "label": ["positive", "negative"],
         }
     )
-    out = convert_table(cleaned, {**text_params, "batch_size": 1})
+    out = convert_table(cleaned, {**TEXT, "batch_size": 1}, text_task)
     tok = AutoTokenizer.from_pretrained(tiny_tokenizer_dir)
     assert out["input_ids"].map(len).tolist() == [4, 6]  # [CLS] good film [SEP]; truncated to 6
     assert list(out["input_ids"][0]) == tok("good film")["input_ids"]
@@ -35,9 +40,9 @@ def test_text_becomes_truncated_unpadded_token_ids(tiny_tokenizer_dir, text_para
     assert out["id"].tolist() == [1, 2]
 
 
-def test_token_ids_round_trip_through_parquet(tmp_path, text_params, reviews_raw):
-    cleaned, _ = clean_table(reviews_raw, load_params("clean"))
-    out = convert_table(cleaned, text_params)
+def test_token_ids_round_trip_through_parquet(tmp_path, text_task, reviews_raw):
+    cleaned, _ = clean_table(reviews_raw, load_params("clean"), load_task())
+    out = convert_table(cleaned, TEXT, text_task)
     out.to_parquet(tmp_path / "x.parquet")
     back = pd.read_parquet(tmp_path / "x.parquet")
     assert all(
@@ -48,44 +53,44 @@ def test_token_ids_round_trip_through_parquet(tmp_path, text_params, reviews_raw
 
 def test_tabular_one_hot_uses_fixed_categories(penguins_raw):
     params = load_params("convert", env="penguins")
-    cleaned, _ = clean_table(penguins_raw, load_params("clean", env="penguins"))
-    out = convert_table(cleaned.iloc[:5], params)  # a slice lacking some categories
+    cleaned, _ = clean_table(penguins_raw, load_params("clean", env="penguins"), PENGUINS_TASK)
+    out = convert_table(cleaned.iloc[:5], params, PENGUINS_TASK)  # a slice lacking some categories
     expected = [f"island={c}" for c in params["categories"]["island"]]
     assert set(expected) <= set(out.columns)
     assert out[expected].sum(axis=1).tolist() == [1.0] * 5
     assert out["sex=female"].dtype == np.float32
     missing_sex = cleaned.index[cleaned["sex"].isna()][0]
-    row = convert_table(cleaned.loc[[missing_sex]], params)
+    row = convert_table(cleaned.loc[[missing_sex]], params, PENGUINS_TASK)
     assert row[["sex=female", "sex=male"]].sum(axis=1).item() == 0.0
 
 
-def test_unknown_label_is_named(text_params):
+def test_unknown_label_is_named(text_task):
     cleaned = pd.DataFrame({"text": ["good"], "label": ["mixed"]})
     with pytest.raises(ValueError, match=r"\['mixed'\] are not in the configured label list"):
-        convert_table(cleaned, text_params)
+        convert_table(cleaned, TEXT, text_task)
 
 
 def test_missing_feature_column_is_named(penguins_raw):
     params = load_params("convert", env="penguins")
-    cleaned, _ = clean_table(penguins_raw, load_params("clean", env="penguins"))
+    cleaned, _ = clean_table(penguins_raw, load_params("clean", env="penguins"), PENGUINS_TASK)
     with pytest.raises(ValueError, match="body_mass_g"):
-        convert_table(cleaned.drop(columns="body_mass_g"), params)
+        convert_table(cleaned.drop(columns="body_mass_g"), params, PENGUINS_TASK)
 
 
 def test_unseen_category_warns_and_encodes_as_zeros(penguins_raw, caplog):
     params = load_params("convert", env="penguins")
-    cleaned, _ = clean_table(penguins_raw, load_params("clean", env="penguins"))
+    cleaned, _ = clean_table(penguins_raw, load_params("clean", env="penguins"), PENGUINS_TASK)
     cleaned = cleaned.iloc[:4].copy()
     cleaned.loc[cleaned.index[0], "island"] = "Atlantis"
     with caplog.at_level("WARNING", logger="reprotrain.features"):
-        out = convert_table(cleaned, params)
+        out = convert_table(cleaned, params, PENGUINS_TASK)
     assert "column 'island': 1 row(s)" in caplog.text and "['Atlantis']" in caplog.text
     island = [f"island={c}" for c in params["categories"]["island"]]
     assert out[island].sum(axis=1).tolist() == [0.0, 1.0, 1.0, 1.0]
 
 
 def test_tokenizer_threads_give_the_same_ids_and_end_off(
-    monkeypatch, tiny_tokenizer_dir, text_params
+    monkeypatch, tiny_tokenizer_dir, text_task
 ):
     """Convert tokenises with the fast tokenizer's threads: ids as one thread gives them."""
     import os
@@ -99,6 +104,6 @@ def test_tokenizer_threads_give_the_same_ids_and_end_off(
     monkeypatch.setenv("TOKENIZERS_PARALLELISM", "false")
     tok = AutoTokenizer.from_pretrained(tiny_tokenizer_dir)
     serial = tok(texts, truncation=True, max_length=6)["input_ids"]
-    out = convert_table(cleaned, {**text_params, "batch_size": 1000})
+    out = convert_table(cleaned, {**TEXT, "batch_size": 1000}, text_task)
     assert [list(ids) for ids in out["input_ids"]] == serial
     assert os.environ["TOKENIZERS_PARALLELISM"] == "false"  # off again before any fork

@@ -10,10 +10,10 @@ import pytest
 
 from reprotrain.baselines import predict_baselines
 from reprotrain.pipelines.evaluate.nodes import compute_metrics, fit_baselines, model_comparison
-from tests.conftest import NEGATIVE, POSITIVE, make_reviews
+from tests.conftest import NEGATIVE, POSITIVE, make_reviews, make_task
 from tests.factories import penguin_features, prediction_frame
 
-LABELS = {"task": "classification", "labels": ["negative", "positive"]}
+LABELS = make_task(["negative", "positive"])
 
 
 def text_split(n: int, seed: int) -> pd.DataFrame:
@@ -62,7 +62,7 @@ def test_regression_baselines_include_the_mean():
 
 def test_baselines_can_be_turned_off():
     test = text_split(10, 2)
-    out = fit_baselines(text_split(20, 0), None, test, {**LABELS, "baselines": False})
+    out = fit_baselines(text_split(20, 0), None, test, {"baselines": False}, LABELS)
     assert out.columns.empty and len(out) == len(test)
 
 
@@ -82,7 +82,7 @@ def test_a_crippled_model_below_the_baseline_is_warned_about(caplog):
     crippled = _model_predictions(actual, [0] * 6)  # always the first class
     baselines = pd.DataFrame({"tfidf_logreg": actual, "other": [1] * 6})
     with caplog.at_level(logging.WARNING, logger="reprotrain"):
-        metrics = compute_metrics(crippled, LABELS, None, baselines)
+        metrics = compute_metrics(crippled, LABELS, baselines)
     assert metrics["baselines"]["tfidf_logreg"]["f1_macro"] == 1.0
     assert metrics["best_baseline"] == "tfidf_logreg" and metrics["below_baseline"] is True
     assert metrics["margin_f1_macro"] == pytest.approx(metrics["f1_macro"] - 1.0)
@@ -95,7 +95,7 @@ def test_a_model_at_or_above_the_baseline_is_not_warned_about(caplog):
     actual = [0, 1, 0, 1]
     with caplog.at_level(logging.WARNING, logger="reprotrain"):
         metrics = compute_metrics(
-            _model_predictions(actual, actual), LABELS, None, pd.DataFrame({"b": actual})
+            _model_predictions(actual, actual), LABELS, pd.DataFrame({"b": actual})
         )
     assert metrics["below_baseline"] is False and "baseline" not in caplog.text
 
@@ -104,6 +104,6 @@ def test_regression_compares_on_mse(caplog):
     frame = pd.DataFrame({"actual": [1.0, 2.0, 3.0], "predicted": [1.0, 2.0, 3.5]})
     baselines = pd.DataFrame({"mean": [2.0, 2.0, 2.0]})
     with caplog.at_level(logging.WARNING, logger="reprotrain"):
-        metrics = compute_metrics(frame, {"task": "regression"}, None, baselines)
+        metrics = compute_metrics(frame, make_task(type="regression"), baselines)
     assert metrics["baselines"]["mean"]["mse"] == pytest.approx(2 / 3)
     assert metrics["below_baseline"] is False and metrics["margin_mse"] < 0

@@ -21,6 +21,7 @@ from reprotrain.pipelines.evaluate.nodes import (
     predict_test_set,
     training_curves,
 )
+from tests.conftest import make_task
 from tests.factories import (
     PENGUIN_LABELS,
     REVIEW_LABELS,
@@ -31,7 +32,8 @@ from tests.factories import (
     token_table,
 )
 
-CLASSIFICATION = {"task": "classification", "labels": ["a", "b", "c"], "batch_size": 4}
+CLASSIFICATION = make_task(["a", "b", "c"])
+REGRESSION = make_task(type="regression")
 
 
 def _predictions(actual: list[int], predicted: list[int]) -> pd.DataFrame:
@@ -56,7 +58,7 @@ def test_compute_metrics_matches_hand_computed_values():
 
 
 def test_compute_metrics_perfect_binary():
-    p = {"task": "classification", "labels": ["neg", "pos"]}
+    p = make_task(["neg", "pos"])
     frame = pd.DataFrame(
         {
             "actual_id": [0, 1, 1],
@@ -71,14 +73,14 @@ def test_compute_metrics_perfect_binary():
 
 def test_compute_metrics_regression_mse_mae():
     frame = pd.DataFrame({"actual": [1.0, 2.0, 3.0], "predicted": [1.5, 2.0, 1.0]})
-    metrics = compute_metrics(frame, {"task": "regression"})
+    metrics = compute_metrics(frame, REGRESSION)
     assert metrics == pytest.approx({"n_test": 3, "mse": (0.25 + 0 + 4) / 3, "mae": 2.5 / 3})
 
 
 def test_predict_test_set_mlp_keeps_row_order_and_labels():
     table = penguin_features(20)
     artifact = mlp_artifact(table)
-    out = predict_test_set(artifact, table, {"labels": PENGUIN_LABELS, "batch_size": 7})
+    out = predict_test_set(artifact, table, {"batch_size": 7}, make_task(PENGUIN_LABELS))
     assert list(out.columns) == ["actual", "predicted", "actual_id", "predicted_id", "score"]
     assert out["actual"].tolist() == [PENGUIN_LABELS[i] for i in table["label"]]
     assert out["score"].between(1 / 3, 1).all()
@@ -89,7 +91,7 @@ def test_predict_test_set_text_restores_row_order(tiny_tokenizer_dir):
     texts = ["good film", "the plot was very dull and boring and flat", "awful", "a great movie"]
     table = token_table(tiny_tokenizer_dir, texts, [1, 0, 0, 1])
     model = tiny_bert()
-    out = predict_test_set(to_artifact(model), table, {"labels": REVIEW_LABELS, "batch_size": 2})
+    out = predict_test_set(to_artifact(model), table, {"batch_size": 2}, make_task(REVIEW_LABELS))
     with torch.no_grad():
         one_by_one = [
             model(input_ids=torch.as_tensor(np.asarray(ids, dtype=np.int64))[None]).logits[0]
@@ -104,13 +106,13 @@ def test_unseen_label_in_test_set_names_the_column():
     table = penguin_features(9)
     table.loc[4, "label"] = 5
     with pytest.raises(ValueError, match=r"column 'label' holds class ids \[5\]"):
-        predict_test_set(mlp_artifact(table.assign(label=0)), table, {"labels": PENGUIN_LABELS})
+        predict_test_set(mlp_artifact(table.assign(label=0)), table, {}, make_task(PENGUIN_LABELS))
 
 
 def test_labels_differing_from_the_model_fail(tiny_tokenizer_dir):
     table = token_table(tiny_tokenizer_dir, ["good"], [0])
     with pytest.raises(ValueError, match="trained on labels"):
-        predict_test_set(to_artifact(tiny_bert()), table, {"labels": ["bad", "good"]})
+        predict_test_set(to_artifact(tiny_bert()), table, {}, make_task(["bad", "good"]))
 
 
 def test_confusion_plot_data_has_actual_and_predicted():
@@ -150,7 +152,7 @@ def test_figures_are_matplotlib_figures():
     fig = plot_training_curves(curves)
     assert [len(ax.lines) for ax in fig.axes] == [1, 1]
     regression = plot_confusion_matrix(
-        pd.DataFrame({"actual": [1.0], "predicted": [2.0]}), {"task": "regression"}
+        pd.DataFrame({"actual": [1.0], "predicted": [2.0]}), REGRESSION
     )
     assert regression.axes[0].get_title() == "Test predictions"
 
@@ -193,7 +195,7 @@ def test_confusion_matrix_figure_grows_with_the_classes():
     ids = list(range(30)) * 2
     frame = prediction_frame(labels, ids, ids[::-1])
     small = plot_confusion_matrix(_predictions([0, 1, 2], [0, 2, 2]), CLASSIFICATION)
-    large = plot_confusion_matrix(frame, {"task": "classification", "labels": labels})
+    large = plot_confusion_matrix(frame, make_task(labels))
     assert large.get_size_inches()[1] >= 0.45 * 30 > small.get_size_inches()[1]
     texts = large.axes[0].texts
     assert texts and max(t.get_fontsize() for t in texts) <= 5.0  # counts shrink to fit

@@ -12,7 +12,10 @@ from reprotrain.models import from_artifact
 from reprotrain.params import ParameterError, parse
 from reprotrain.pipelines.fit.nodes import build_model, train_model
 from reprotrain.training.trainer import fit
-from tests.conftest import TINY_BERT, deep_update, load_params
+from tests.conftest import TINY_BERT, deep_update, load_params, load_task, make_task
+
+MLP_TASK = make_task(["low", "mid", "high"], seed=0)
+REGRESSION = make_task(type="regression", seed=0)
 
 
 def tabular(n: int = 96, seed: int = 0, regression: bool = False) -> pd.DataFrame:
@@ -29,8 +32,6 @@ def tabular(n: int = 96, seed: int = 0, regression: bool = False) -> pd.DataFram
 
 def mlp_params(tmp_path, **override) -> dict:
     base = {
-        "task": "classification",
-        "labels": ["low", "mid", "high"],
         "model": {"family": "mlp", "hidden_sizes": [16], "activation": "relu", "dropout": 0.0},
         "loss": "cross_entropy",
         "optimizer": {"name": "adam", "lr": 0.01, "weight_decay": 0.0},
@@ -45,16 +46,20 @@ def mlp_params(tmp_path, **override) -> dict:
         },
         "checkpoint_dir": str(tmp_path / "ckpt"),
         "log_dir": str(tmp_path / "logs"),
-        "seed": 0,
     }
     return deep_update(base, override)
 
 
-def text_params(tmp_path, checkpoint, **override) -> dict:
+def text_task(checkpoint) -> dict:
+    """The default task, pretrained from ``checkpoint``."""
+    return load_task(model_checkpoint=str(checkpoint))
+
+
+def text_params(tmp_path, **override) -> dict:
     base = deep_update(
         load_params("fit"),
         {
-            "model": {"family": "transformer", "checkpoint": str(checkpoint)},
+            "model": {"family": "transformer"},
             "optimizer": {"lr": 1e-3},
             "schedule": {"warmup_steps": 2},
             "data": {"batch_size": 8, "train_subsample": None},
@@ -78,13 +83,13 @@ def token_table(tokenizer_dir, n: int = 64) -> pd.DataFrame:
     from reprotrain.pipelines.convert.nodes import convert_table
     from tests.conftest import make_reviews
 
-    cleaned, _ = clean_table(make_reviews(n), load_params("clean"))
-    return convert_table(cleaned, {**load_params("convert"), "tokenizer": str(tokenizer_dir)})
+    cleaned, _ = clean_table(make_reviews(n), load_params("clean"), load_task())
+    return convert_table(cleaned, load_params("convert"), text_task(tokenizer_dir))
 
 
-def run(params: dict, train: pd.DataFrame, val: pd.DataFrame | None = None, **kw):
-    model = build_model(train, params)
-    return fit(model, train, val, parse("fit", params), **kw)
+def run(params: dict, train: pd.DataFrame, val=None, task: dict = MLP_TASK, **kw):
+    model = build_model(train, params, task)
+    return fit(model, train, val, parse("fit", params, task), parse("task", task), **kw)
 
 
 def weights(model) -> torch.Tensor:
@@ -123,12 +128,13 @@ def test_each_epoch_draws_a_new_batch_order(tmp_path):
 # ------------------------------------------------------------------------------ one batch
 def test_one_batch_transformer(tmp_path, tiny_checkpoint_dir, tiny_tokenizer_dir):
     data = token_table(tiny_tokenizer_dir, n=16)
-    params = text_params(tmp_path, tiny_checkpoint_dir, data={"batch_size": 16})
-    artifact, history = train_model(build_model(data, params), data, data, params)
+    params = text_params(tmp_path, data={"batch_size": 16})
+    task = text_task(tiny_checkpoint_dir)
+    artifact, history = train_model(build_model(data, params, task), data, data, params, task)
     model = from_artifact(artifact)
     assert model.config.id2label == {0: "negative", 1: "positive"}
     # the name the user gave, not a resolved install path (keeps DVC hashes machine-free)
-    assert artifact.spec["config"]["_name_or_path"] == params["model"]["checkpoint"]
+    assert artifact.spec["config"]["_name_or_path"] == str(tiny_checkpoint_dir)
     assert {"train/acc", "val/loss", "val/acc"} <= set(history.columns)
     assert (tmp_path / "ckpt" / "best.ckpt").is_file() and (
         tmp_path / "ckpt" / "last.ckpt"
@@ -138,7 +144,8 @@ def test_one_batch_transformer(tmp_path, tiny_checkpoint_dir, tiny_tokenizer_dir
 def test_one_batch_mlp(tmp_path):
     data = tabular()
     params = mlp_params(tmp_path, data={"batch_size": 96}, trainer={"max_epochs": 1})
-    artifact, history = train_model(build_model(data, params), data, data, params)
+    model = build_model(data, params, MLP_TASK)
+    artifact, history = train_model(model, data, data, params, MLP_TASK)
     assert artifact.spec["family"] == "mlp"
     assert artifact.spec["feature_names"] == ["a", "b", "noise"]
     assert "val/acc" in history.columns
@@ -151,13 +158,12 @@ def test_overfits_a_small_batch_transformer(tmp_path, tiny_checkpoint_dir, tiny_
     rec = LossRecorder()
     params = text_params(
         tmp_path,
-        tiny_checkpoint_dir,
         data={"batch_size": 8},
         optimizer={"lr": 2e-3},
         schedule={"warmup_steps": 0, "decay": "constant"},
         trainer={"max_epochs": 100, "gradient_clip_val": None},
     )
-    run(params, batch, callbacks=[rec])
+    run(params, batch, task=text_task(tiny_checkpoint_dir), callbacks=[rec])
     # The 2-layer random BERT's pooler saturates on some rows, so the floor is above zero.
     assert rec.losses[-1] < rec.losses[0] / 3, rec.losses[::10]
 
@@ -195,11 +201,13 @@ def test_each_optimizer_learns(tmp_path, optimizer):
 
 def test_mse_regression_learns_a_linear_target(tmp_path):
     rec = LossRecorder()
-    params = mlp_params(
-        tmp_path, task="regression", labels=None, loss="mse", trainer={"max_epochs": 20}
-    )
+    params = mlp_params(tmp_path, loss="mse", trainer={"max_epochs": 20})
     model, history = run(
-        params, tabular(regression=True), tabular(32, 1, regression=True), callbacks=[rec]
+        params,
+        tabular(regression=True),
+        tabular(32, 1, regression=True),
+        task=REGRESSION,
+        callbacks=[rec],
     )
     assert np.mean(rec.losses[-6:]) < 0.2 * np.mean(rec.losses[:6])
     assert "val/mse" in history.columns
@@ -212,10 +220,8 @@ def test_regression_in_large_units_learns_through_target_scaling(tmp_path):
         return frame.assign(label=(4000 + 500 * frame["label"]).astype(np.float32))
 
     train, val = grams(tabular(regression=True)), grams(tabular(32, 1, regression=True))
-    params = mlp_params(
-        tmp_path, task="regression", labels=None, loss="mse", trainer={"max_epochs": 20}
-    )
-    model, _ = run(params, train, val)
+    params = mlp_params(tmp_path, loss="mse", trainer={"max_epochs": 20})
+    model, _ = run(params, train, val, task=REGRESSION)
     assert model.target_mean.item() == pytest.approx(train["label"].mean(), rel=1e-5)
     features = torch.as_tensor(val[["a", "b", "noise"]].to_numpy())
     with torch.no_grad():
@@ -264,7 +270,9 @@ def test_warmup_then_linear_decay():
 def test_same_seed_same_weights_other_seed_differs(tmp_path):
     a, _ = run(mlp_params(tmp_path / "a", model={"dropout": 0.2}), tabular())
     b, _ = run(mlp_params(tmp_path / "b", model={"dropout": 0.2}), tabular())
-    c, _ = run(mlp_params(tmp_path / "c", model={"dropout": 0.2}, seed=1), tabular())
+    c, _ = run(
+        mlp_params(tmp_path / "c", model={"dropout": 0.2}), tabular(), task={**MLP_TASK, "seed": 1}
+    )
     assert torch.equal(weights(a), weights(b))
     assert not torch.equal(weights(a), weights(c))
 
@@ -299,13 +307,13 @@ def test_resume_continues_and_matches_uninterrupted(tmp_path):
 )
 def test_bad_parameters_fail_before_training(tmp_path, override, message):
     with pytest.raises(ParameterError, match=message):
-        build_model(tabular(), mlp_params(tmp_path, **override))
+        build_model(tabular(), mlp_params(tmp_path, **override), MLP_TASK)
 
 
 def test_missing_model_path_is_named(tmp_path, tiny_tokenizer_dir):
-    params = text_params(tmp_path, tmp_path / "no-such-model")
+    task = text_task(tmp_path / "no-such-model")
     with pytest.raises(FileNotFoundError, match="no-such-model"):
-        build_model(token_table(tiny_tokenizer_dir), params)
+        build_model(token_table(tiny_tokenizer_dir), text_params(tmp_path), task)
 
 
 def test_labels_not_matching_a_trained_head(tmp_path, tiny_tokenizer_dir):
@@ -315,13 +323,13 @@ def test_labels_not_matching_a_trained_head(tmp_path, tiny_tokenizer_dir):
     cfg = {k: v for k, v in TINY_BERT.items() if k != "model_type"}
     BertForSequenceClassification(BertConfig(**cfg, num_labels=3)).save_pretrained(folder)
     with pytest.raises(ValueError, match="head with 3 labels.*task has 2"):
-        build_model(token_table(tiny_tokenizer_dir), text_params(tmp_path, folder))
+        build_model(token_table(tiny_tokenizer_dir), text_params(tmp_path), text_task(folder))
 
 
 def test_label_ids_beyond_the_label_list(tmp_path):
     data = tabular().assign(label=lambda t: t["label"] + 1)  # ids 1..3 for 3 labels
     with pytest.raises(ValueError, match=r"label ids \[3\] beyond the 3 configured labels"):
-        build_model(data, mlp_params(tmp_path))
+        build_model(data, mlp_params(tmp_path), MLP_TASK)
 
 
 def test_a_truncated_resume_checkpoint_is_named(tmp_path):

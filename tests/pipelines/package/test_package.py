@@ -26,6 +26,7 @@ from reprotrain.packaging import (
     verify_manifest,
 )
 from reprotrain.pipelines.package.nodes import build_package
+from tests.conftest import make_task
 from tests.factories import (
     CATEGORIES,
     NUMERIC,
@@ -212,9 +213,8 @@ def test_build_package_node_writes_card_and_lineage(
             "lineage_files": ["raw.csv", "missing.parquet"],
             "verify_rows": 8,
         },
-        {"labels": PENGUIN_LABELS, "model": {"family": "mlp"}, "seed": 7},
+        {"model": {"family": "mlp"}},
         {
-            "labels": PENGUIN_LABELS,
             "numeric_columns": [
                 "bill_length_mm",
                 "bill_depth_mm",
@@ -223,6 +223,7 @@ def test_build_package_node_writes_card_and_lineage(
             ],
             "categories": {"island": ["Biscoe", "Dream", "Torgersen"], "sex": ["female", "male"]},
         },
+        make_task(PENGUIN_LABELS, seed=7),
     )
     assert len(draft.sample) == 8
     assert draft.lineage["seed"] == 7

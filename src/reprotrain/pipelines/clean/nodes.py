@@ -50,10 +50,11 @@ def _numeric(raw: pd.DataFrame, column: str) -> pd.Series:
     return values
 
 
-def _labels(raw: pd.DataFrame, p: CleanParams) -> pd.Series:
-    """The label of each row as a string (classification) or float (regression); NA if none."""
+def _labels(raw: pd.DataFrame, p: CleanParams, labels: list[str] | None) -> pd.Series:
+    """The label of each row as a string (classification: ``labels``) or float (regression:
+    ``labels`` is ``None``); NA if none."""
     col = raw[p.label_column]
-    if p.task == "regression":
+    if labels is None:
         return _numeric(raw, p.label_column)
     if p.label_from_score is not None:
         score = _numeric(raw, p.label_column)
@@ -63,15 +64,15 @@ def _labels(raw: pd.DataFrame, p: CleanParams) -> pd.Series:
         out[score > rule.threshold] = rule.above
         return out
     # read literally: "NA" is a class name; only an empty or blank cell is a missing label
-    labels = (
+    values = (
         col.astype("object")
         .where(col.notna(), pd.NA)
         .map(lambda v: v if v is pd.NA else (str(v).strip() or pd.NA))
     )
     if p.label_case == "insensitive":
-        folded = {_fold(label): label for label in p.labels or []}
-        labels = labels.map(lambda v: v if v is pd.NA else folded.get(_fold(v), v))
-    return labels
+        folded = {_fold(label): label for label in labels}
+        values = values.map(lambda v: v if v is pd.NA else folded.get(_fold(v), v))
+    return values
 
 
 def _fold(label: str) -> str:
@@ -79,7 +80,7 @@ def _fold(label: str) -> str:
     return " ".join(label.split()).casefold()
 
 
-def _standardise(raw: pd.DataFrame, p: CleanParams) -> pd.DataFrame:
+def _standardise(raw: pd.DataFrame, p: CleanParams, labels: list[str] | None) -> pd.DataFrame:
     """The configured columns under standard names, text whitespace-normalised."""
     if p.id_column and raw[p.id_column].duplicated().any():
         dupes = raw[p.id_column][raw[p.id_column].duplicated()].unique()[:5].tolist()
@@ -97,12 +98,12 @@ def _standardise(raw: pd.DataFrame, p: CleanParams) -> pd.DataFrame:
             raise DataError(f"numeric column '{c}' has no values: all {len(raw)} are missing")
     for c in p.categorical_columns:  # "NA" here is a missing value, as in a numeric column
         out[c] = as_missing(raw[c].astype("string").str.strip())
-    out["label"] = _labels(raw, p)
+    out["label"] = _labels(raw, p, labels)
     return out
 
 
 def _usable(
-    out: pd.DataFrame, raw: pd.DataFrame, p: CleanParams
+    out: pd.DataFrame, raw: pd.DataFrame, p: CleanParams, labels: list[str] | None
 ) -> tuple[pd.Series, dict, dict[str, int]]:
     """Which rows to keep, how many were dropped for each reason (first reason wins), and
     the label values outside ``labels`` with their counts, most frequent first."""
@@ -122,8 +123,8 @@ def _usable(
         drop("neutral_score", score == p.label_from_score.threshold)
     else:
         drop("missing_label", out["label"].isna())
-    if p.task == "classification":
-        dropped = drop("unknown_label", ~out["label"].isin(p.labels or []))
+    if labels is not None:
+        dropped = drop("unknown_label", ~out["label"].isin(labels))
         counts = out["label"][dropped].astype(str).value_counts()
         unknown = {str(v): int(n) for v, n in counts.items()}
     if p.text_column:
@@ -141,7 +142,7 @@ def _usable(
 
 
 def clean_table(
-    raw: pd.DataFrame, parameters: dict[str, Any], task: dict[str, Any] | None = None
+    raw: pd.DataFrame, parameters: dict[str, Any], task: dict[str, Any]
 ) -> tuple[pd.DataFrame, dict]:
     """Drop unusable rows and return the cleaned table with a report of removals by reason.
 
@@ -151,7 +152,7 @@ def clean_table(
     Args:
         raw: The raw table, as read by the catalog.
         parameters: The ``clean`` parameter group.
-        task: The ``task`` parameter group (shared keys); ``None`` if ``parameters`` holds them.
+        task: The ``task`` parameter group (type and labels).
 
     Returns:
         The cleaned table, and ``{"rows_in", "rows_out", "removed": {reason: count}}``.
@@ -161,22 +162,24 @@ def clean_table(
             expected or wholly empty, ids repeat, or no usable row (or only one class) is
             left.
     """
-    p = parse("clean", parameters, task)
+    t = parse("task", task)
+    p = parse("clean", parameters, t)
+    labels = t.labels if t.type == "classification" else None
     _require_columns(raw, p)
     if raw.empty:
         raise DataError("raw table has no rows")
-    out = _standardise(raw, p)
-    keep, removed, unknown = _usable(out, raw, p)
+    out = _standardise(raw, p, labels)
+    keep, removed, unknown = _usable(out, raw, p, labels)
     cleaned = out[keep].reset_index(drop=True)
     if cleaned.empty:
         raise DataError(f"no usable rows left after cleaning (removed: {removed})")
-    if p.task == "classification":
+    if labels is not None:
         cleaned["label"] = cleaned["label"].astype("string")
         classes = sorted(cleaned["label"].unique())
         if len(classes) < 2:
             raise DataError(
                 f"only one class {classes} is left after cleaning; a classifier needs at least "
-                f"two of {p.labels}"
+                f"two of {labels}"
             )
     missing = _missing_kept(cleaned, p)
     report = {"rows_in": len(raw), "rows_out": len(cleaned), "removed": removed}
@@ -185,18 +188,18 @@ def clean_table(
     if missing:
         report["missing_kept"] = missing
     log.info("clean: kept %d of %d rows; removed %s", len(cleaned), len(raw), removed)
-    _warn_about_unknown_labels(unknown, p)
+    _warn_about_unknown_labels(unknown, labels or [])
     _warn_about_losses(report, p)
     return cleaned, report
 
 
-def _warn_about_unknown_labels(unknown: dict[str, int], p: CleanParams) -> None:
+def _warn_about_unknown_labels(unknown: dict[str, int], labels: list[str]) -> None:
     """Name the label values that were dropped as unknown, and say how to keep them."""
     if not unknown:
         return
     shown = ", ".join(f"{v!r} ({n})" for v, n in list(unknown.items())[:SHOW_VALUES])
     more = f" and {len(unknown) - SHOW_VALUES} other value(s)" if len(unknown) > SHOW_VALUES else ""
-    folded = {_fold(label) for label in p.labels or []}
+    folded = {_fold(label) for label in labels}
     near = [v for v in unknown if _fold(v) in folded]
     hint = (
         f"; {near[:SHOW_VALUES]} differ from a configured label only in case or spacing: "
@@ -207,7 +210,7 @@ def _warn_about_unknown_labels(unknown: dict[str, int], p: CleanParams) -> None:
     log.warning(
         "clean dropped %d row(s) whose label is not one of task.labels %s: %s%s%s",
         sum(unknown.values()),
-        p.labels,
+        labels,
         shown,
         more,
         hint,

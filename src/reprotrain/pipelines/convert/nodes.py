@@ -19,35 +19,35 @@ import pandas as pd
 import pyarrow as pa
 
 from reprotrain.features import one_hot
-from reprotrain.params import ConvertParams, ParameterError, parse
+from reprotrain.params import ConvertParams, ParameterError, TaskParams, parse
 
 log = logging.getLogger(__name__)
 
 
-def _label_ids(labels: pd.Series, p: ConvertParams) -> pd.Series:
-    if p.task == "regression":
+def _label_ids(labels: pd.Series, t: TaskParams) -> pd.Series:
+    if t.type == "regression":
         return labels.astype("float32")
-    names = list(p.labels or [])
+    names = list(t.labels or [])
     unknown = sorted(set(labels.dropna().astype(str)) - set(names))
     if unknown:
         raise ValueError(f"labels {unknown} are not in the configured label list {names}")
     return labels.astype(str).map({n: i for i, n in enumerate(names)}).astype("int64")
 
 
-def _token_ids(texts: list[str], p: ConvertParams) -> pd.Series:
+def _token_ids(texts: list[str], p: ConvertParams, t: TaskParams) -> pd.Series:
     """Tokenise in batched calls; return one int32 array per text (no padding)."""
     from transformers import AutoTokenizer
 
     from reprotrain.pretrained import resolve_checkpoint
 
-    if p.tokenizer is None:
-        raise ValueError("convert.tokenizer must name a tokenizer for a text task")
-    folder = resolve_checkpoint(p.tokenizer)
+    if t.model_checkpoint is None:
+        raise ValueError("task.model_checkpoint must name a tokenizer for a text task")
+    folder = resolve_checkpoint(t.model_checkpoint)
     tokenizer = AutoTokenizer.from_pretrained(folder, use_fast=True)
     limit = _position_limit(folder, tokenizer)
-    if limit is not None and p.max_length > limit:
+    if limit is not None and t.max_length > limit:
         raise ParameterError(
-            f"task.max_length is {p.max_length}, but model '{p.tokenizer}' reads at most "
+            f"task.max_length is {t.max_length}, but model '{t.model_checkpoint}' reads at most "
             f"{limit} tokens: set task.max_length to {limit} or less in globals.yml"
         )
     lengths: list[int] = []
@@ -58,7 +58,7 @@ def _token_ids(texts: list[str], p: ConvertParams) -> pd.Series:
             ids = tokenizer(
                 texts[i : i + p.batch_size],
                 truncation=True,
-                max_length=p.max_length,
+                max_length=t.max_length,
                 return_attention_mask=False,
                 return_token_type_ids=False,
             )["input_ids"]
@@ -122,14 +122,14 @@ def _features(table: pd.DataFrame, p: ConvertParams) -> pd.DataFrame:
 
 
 def convert_table(
-    cleaned: pd.DataFrame, parameters: dict[str, Any], task: dict[str, Any] | None = None
+    cleaned: pd.DataFrame, parameters: dict[str, Any], task: dict[str, Any]
 ) -> pd.DataFrame:
     """Turn the cleaned table into model inputs.
 
     Args:
         cleaned: Output of ``clean_table``: ``text`` and/or feature columns and ``label``.
         parameters: The ``convert`` parameter group.
-        task: The ``task`` parameter group (shared keys); ``None`` if ``parameters`` holds them.
+        task: The ``task`` parameter group (type, labels, tokenizer and max_length).
 
     Returns:
         A table with ``label`` (class index or float target), ``text`` and its ``input_ids``
@@ -137,7 +137,8 @@ def convert_table(
         present. Classification: ``attrs["labels"]`` records which name each id stands for
         (kept in the parquet file), so fit and evaluate can refuse a later reorder.
     """
-    p = parse("convert", parameters, task)
+    t = parse("task", task)
+    p = parse("convert", parameters, t)
     needed = ["label", *p.numeric_columns, *p.categories]
     missing = [c for c in needed if c not in cleaned.columns]
     if missing:
@@ -145,10 +146,10 @@ def convert_table(
     out = cleaned[[c for c in ("id", "group") if c in cleaned.columns]].copy()
     if "text" in cleaned.columns:
         out["text"] = cleaned["text"].astype(str)
-        out["input_ids"] = _token_ids(out["text"].tolist(), p)
+        out["input_ids"] = _token_ids(out["text"].tolist(), p, t)
     else:
         out = pd.concat([out, _features(cleaned, p)], axis=1)
-    out["label"] = _label_ids(cleaned["label"], p)
-    if p.task == "classification":
-        out.attrs["labels"] = list(p.labels or [])
+    out["label"] = _label_ids(cleaned["label"], t)
+    if t.type == "classification":
+        out.attrs["labels"] = list(t.labels or [])
     return out

@@ -21,7 +21,7 @@ from reprotrain.models import (
     label_order_problem,
     model_labels,
 )
-from reprotrain.params import EvaluateParams, parse
+from reprotrain.params import parse
 
 log = logging.getLogger(__name__)
 
@@ -29,13 +29,16 @@ CURVE_COLUMNS = ("train/loss", "val/loss", "train/acc", "val/acc", "train/f1", "
 
 
 def check_labels(
-    test_set: pd.DataFrame, model: nn.Module, p: EvaluateParams, model_folder: str | None = None
+    test_set: pd.DataFrame,
+    model: nn.Module,
+    labels: list[str] | None,
+    model_folder: str | None = None,
 ) -> None:
     """Fail when the test set holds classes the model never saw, or the label lists differ.
 
     The labels the model records (``reprotrain.models.model_labels``) must equal
-    ``task.labels`` in the same order: otherwise every score would be reported under the
-    wrong class name.
+    ``labels`` (``task.labels``; ``None`` for regression) in the same order: otherwise every
+    score would be reported under the wrong class name.
 
     Raises:
         ValueError: Naming the ``label`` column, the unknown class ids and the known labels;
@@ -43,9 +46,8 @@ def check_labels(
     """
     if "label" not in test_set.columns:
         raise ValueError(f"test_set lacks the column 'label'; it has {list(test_set.columns)}")
-    if p.task == "regression":
+    if labels is None:
         return
-    labels = list(p.labels or [])
     problem = label_order_problem(labels, model_labels(model), model_folder)
     problem = problem or data_label_problem(labels, test_set)
     if problem:
@@ -59,11 +61,17 @@ def check_labels(
         )
 
 
+def _labels(task: dict[str, Any]) -> list[str] | None:
+    """The task's class names; ``None`` for a regression task."""
+    t = parse("task", task)
+    return list(t.labels or []) if t.type == "classification" else None
+
+
 def predict_test_set(
     trained_model: ModelArtifact,
     test_set: pd.DataFrame,
     parameters: dict[str, Any],
-    task: dict[str, Any] | None = None,
+    task: dict[str, Any],
 ) -> pd.DataFrame:
     """Predict every test row; keep the true value beside the prediction.
 
@@ -72,18 +80,19 @@ def predict_test_set(
         ``predicted_id``, ``score``. Regression: ``actual``, ``predicted``. Plus ``id``
         when the test set has one.
     """
-    p = parse("evaluate", parameters, task)
+    p = parse("evaluate", parameters)
+    labels = _labels(task)
     model = from_artifact(trained_model)
-    check_labels(test_set, model, p, trained_model.source)
-    regression = p.task == "regression"
+    check_labels(test_set, model, labels, trained_model.source)
+    regression = labels is None
     outputs = predict_outputs(model, test_set, p.batch_size, regression=regression)
-    preds = to_predictions(outputs, None if regression else list(p.labels or []))
+    preds = to_predictions(outputs, labels)
     out = test_set[["id"]].reset_index(drop=True) if "id" in test_set.columns else pd.DataFrame()
     if regression:
         out["actual"] = test_set["label"].to_numpy(dtype=np.float64)
         out["predicted"] = preds["prediction"]
         return out
-    names = np.asarray(p.labels, dtype=object)
+    names = np.asarray(labels, dtype=object)
     actual = test_set["label"].to_numpy(dtype=np.int64)
     out["actual"] = names[actual]
     out["predicted"] = preds["label"]
@@ -98,7 +107,7 @@ def fit_baselines(
     validation_set: pd.DataFrame,
     test_set: pd.DataFrame,
     parameters: dict[str, Any],
-    task: dict[str, Any] | None = None,
+    task: dict[str, Any],
 ) -> pd.DataFrame:
     """Cheap classical models fitted on the model's training split, predicting its test rows.
 
@@ -106,7 +115,8 @@ def fit_baselines(
         One column per baseline (``reprotrain.baselines``), aligned with ``test_set``;
         no column when ``evaluate.baselines`` is off.
     """
-    p = parse("evaluate", parameters, task)
+    t = parse("task", task)
+    p = parse("evaluate", parameters, t)
     if not p.baselines:
         return pd.DataFrame(index=range(len(test_set)))
     from reprotrain.baselines import predict_baselines  # scikit-learn: only when asked
@@ -115,8 +125,8 @@ def fit_baselines(
         train_set,
         validation_set,
         test_set,
-        regression=p.task == "regression",
-        seed=p.seed,
+        regression=t.type == "regression",
+        seed=t.seed,
         max_rows=p.baseline_max_rows,
     )
 
@@ -181,8 +191,7 @@ def _compare(metrics: dict[str, Any], regression: bool) -> dict[str, Any]:
 
 def compute_metrics(
     test_predictions: pd.DataFrame,
-    parameters: dict[str, Any],
-    task: dict[str, Any] | None = None,
+    task: dict[str, Any],
     baseline_predictions: pd.DataFrame | None = None,
 ) -> dict[str, Any]:
     """Test metrics of the model and of the baselines, for ``dvc metrics show``.
@@ -195,9 +204,8 @@ def compute_metrics(
     (macro-F1; regression: MSE) and ``below_baseline``, true (with a warning) when the model
     scores worse than the best baseline (a tie is not below).
     """
-    p = parse("evaluate", parameters, task)
-    regression = p.task == "regression"
-    labels = None if regression else list(p.labels or [])
+    labels = _labels(task)
+    regression = labels is None
     column = "predicted" if regression else "predicted_id"
     actual = test_predictions["actual" if regression else "actual_id"].to_numpy()
     metrics: dict[str, Any] = {
@@ -263,22 +271,19 @@ def _new_figure(width: float, height: float) -> Figure:
     return fig
 
 
-def plot_confusion_matrix(
-    test_predictions: pd.DataFrame, parameters: dict[str, Any], task: dict[str, Any] | None = None
-) -> Figure:
+def plot_confusion_matrix(test_predictions: pd.DataFrame, task: dict[str, Any]) -> Figure:
     """The confusion matrix as a heat map (regression: predicted against actual).
 
     The figure grows with the number of classes and the counts' font shrinks, so that up to
     ~50 classes stay readable.
     """
-    p = parse("evaluate", parameters, task)
-    if p.task == "regression":
+    labels = _labels(task)
+    if labels is None:
         fig = _new_figure(5, 4.5)
         ax = fig.add_subplot()
         ax.scatter(test_predictions["actual"], test_predictions["predicted"], s=6, alpha=0.5)
         ax.set(xlabel="actual", ylabel="predicted", title="Test predictions")
         return fig
-    labels = list(p.labels or [])
     k = len(labels)
     side = max(4.5, 0.45 * k + 2.5)
     fig = _new_figure(side + 0.8, side)

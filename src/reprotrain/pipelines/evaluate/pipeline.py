@@ -41,7 +41,6 @@ def create_pipeline(**kwargs) -> Pipeline:
                 func=compute_metrics,
                 inputs=[
                     "test_predictions",
-                    "params:evaluate",
                     "params:task",
                     "baseline_predictions",
                 ],
@@ -74,7 +73,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 func=plot_confusion_matrix,
-                inputs=["test_predictions", "params:evaluate", "params:task"],
+                inputs=["test_predictions", "params:task"],
                 outputs="confusion_matrix_plot",
                 name="plot_confusion_matrix",
             ),

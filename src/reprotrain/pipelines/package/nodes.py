@@ -17,41 +17,54 @@ from reprotrain.packaging import (
     package_info,
     render_card,
 )
-from reprotrain.params import FitParams, PackageParams, parse
+from reprotrain.params import ConvertParams, FitParams, PackageParams, TaskParams, parse
 
 log = logging.getLogger(__name__)
 
 
-def card_texts(p: PackageParams, fit: FitParams, task_name: str | None) -> dict[str, str]:
+def card_texts(p: PackageParams, task: TaskParams) -> dict[str, str]:
     """The card's name, intended use and limitations: as written for this task, else generated.
 
     Texts whose ``describes`` names another task (an env inheriting the demo's texts) are
     not used: a card must never describe a task it was not trained for.
     """
-    own = p.describes is None or p.describes == task_name
+    own = p.describes is None or p.describes == task.name
     if not own:
         log.info(
             "package: the texts in parameters_package.yml describe task '%s', not '%s': the "
             "card uses generated ones (set package.name, intended_use, limitations and "
             "describes: %s in your env's parameters_package.yml)",
             p.describes,
-            task_name,
-            task_name,
+            task.name,
+            task.name,
         )
-    if fit.task == "regression":
+    if task.type == "regression":
         use = "Predicts a numeric target (regression)."
     else:
         use = (
-            f"Classifies each row into one of {len(fit.labels or [])} classes: "
-            + ", ".join(fit.labels or [])
+            f"Classifies each row into one of {len(task.labels or [])} classes: "
+            + ", ".join(task.labels or [])
             + "."
         )
     return {
-        "name": (p.name if own else None) or task_name or "reprotrain-model",
+        "name": (p.name if own else None) or task.name,
         "intended_use": (p.intended_use if own else None) or use,
         "limitations": (p.limitations if own else None)
         or "Not assessed beyond the test split of its own data: see the metrics and the "
         "baselines below before using it elsewhere.",
+    }
+
+
+def card_parameters(fit: FitParams, convert: ConvertParams, task: TaskParams) -> dict[str, Any]:
+    """The fit and convert parameters the card lists, with the task values each step used."""
+    shared = {"task": task.type, "labels": task.labels}
+    model = fit.model.model_dump(mode="json")
+    if model["family"] == "transformer":
+        model["checkpoint"] = None if fit.model.config is not None else task.model_checkpoint
+    convert_values = {"tokenizer": task.model_checkpoint, "max_length": task.max_length}
+    return {
+        "fit": {**fit.model_dump(mode="json"), **shared, "model": model, "seed": task.seed},
+        "convert": {**convert.model_dump(mode="json"), **shared, **convert_values},
     }
 
 
@@ -68,7 +81,7 @@ def build_package(
     package_parameters: dict[str, Any],
     fit_parameters: dict[str, Any],
     convert_parameters: dict[str, Any],
-    task: dict[str, Any] | None = None,
+    task: dict[str, Any],
     clean_parameters: dict[str, Any] | None = None,
 ) -> PackageDraft:
     """Assemble the package in memory: model, preprocessing, card, lineage, a sample to verify.
@@ -83,40 +96,40 @@ def build_package(
         metrics: Test metrics (go into the card and ``metrics.json``).
         split_report: Rows per split (the card's data section).
         package_parameters: The ``package`` parameter group.
-        fit_parameters: The ``fit`` parameter group (task, labels, seed; the card).
-        convert_parameters: The ``convert`` parameter group (tokenizer, max length, categories).
-        task: The ``task`` parameter group, which fills the three groups' shared keys and
-            paths; ``None`` if they hold them already.
+        fit_parameters: The ``fit`` parameter group (the card).
+        convert_parameters: The ``convert`` parameter group (categories).
+        task: The ``task`` parameter group: type, labels, tokenizer, max length, seed and the
+            lineage's default files.
         clean_parameters: The ``clean`` parameter group: the text column's name in the raw
             table, which the package expects in tables to predict (default ``text``).
     """
-    p = parse("package", package_parameters, task)
-    fit = parse("fit", fit_parameters, task)
-    convert = parse("convert", convert_parameters, task)
+    t = parse("task", task)
+    p = parse("package", package_parameters, t)
+    fit = parse("fit", fit_parameters, t)
+    convert = parse("convert", convert_parameters, t)
     model = from_artifact(trained_model)
-    labels = list(fit.labels or []) if fit.task == "classification" else None
+    labels = list(t.labels or []) if t.type == "classification" else None
     problem = label_order_problem(labels, model_labels(model), trained_model.source)
     if problem:
         raise PackageError(problem)
     package = in_memory_package(
         model,
-        task=fit.task,
+        task=t.type,
         labels=labels,
-        tokenizer=convert.tokenizer,
-        max_length=convert.max_length,
+        tokenizer=t.model_checkpoint,
+        max_length=t.max_length,
         numeric_columns=convert.numeric_columns,
         categories=convert.categories,
         text_column=_text_column(clean_parameters),
     )
-    task_name = parse("task", task).name if task is not None else None
-    info = package_info(package, **card_texts(p, fit, task_name))
+    info = package_info(package, **card_texts(p, t))
     onnx = p.onnx if package.family == "transformer" else None  # an MLP always has model.onnx
     if onnx:
         from reprotrain.packaging.onnx_text import FILES
 
         info["onnx"] = {"file": FILES[onnx], "precision": onnx, "runtime": "onnxruntime"}
-    lineage = collect_lineage(p.lineage_files, fit.seed)
-    parameters = {"fit": fit.model_dump(mode="json"), "convert": convert.model_dump(mode="json")}
+    lineage = collect_lineage(p.lineage_files, t.seed)
+    parameters = card_parameters(fit, convert, t)
     data = {split: report.get("rows") for split, report in split_report.items()}
     card = render_card(info, metrics, lineage, parameters, data)
     sample = example_rows(package, test_set, p.verify_rows)

@@ -41,14 +41,16 @@ def _allocate(n: int, p: SplitParams) -> np.ndarray:
     return sizes
 
 
-def assign_splits(labels: np.ndarray, groups: np.ndarray | None, p: SplitParams) -> np.ndarray:
+def assign_splits(
+    labels: np.ndarray, groups: np.ndarray | None, p: SplitParams, seed: int
+) -> np.ndarray:
     """Return the split index (0 train, 1 validation, 2 test) of every row.
 
     Rows are shuffled with the seed; within each stratum (a label, or everything when not
     stratified) units are dealt to the splits in proportion. A unit is a row, or all rows of
     one group when a group column is set, so a group never straddles two splits.
     """
-    rng = np.random.default_rng(p.seed)
+    rng = np.random.default_rng(seed)
     if groups is None:
         units = np.arange(len(labels))
     else:
@@ -91,20 +93,21 @@ def _warn_missing_classes(report: dict, p: SplitParams) -> None:
 
 
 def split_table(
-    table: pd.DataFrame, parameters: dict[str, Any], task: dict[str, Any] | None = None
+    table: pd.DataFrame, parameters: dict[str, Any], task: dict[str, Any]
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict]:
     """Split the converted table into train, validation and test sets.
 
     Args:
         table: Output of ``convert_table``, with a ``label`` column.
         parameters: The ``split`` parameter group.
-        task: The ``task`` parameter group (shared keys); ``None`` if ``parameters`` holds them.
+        task: The ``task`` parameter group (seed and labels).
 
     Returns:
         The train, validation and test tables, and a report of sizes and label counts (by
         class name when ``task`` gives the labels).
     """
-    p = parse("split", parameters, task)
+    t = parse("task", task)
+    p = parse("split", parameters, t)
     if p.group_column is not None and p.group_column not in table.columns:
         raise ValueError(
             f"split.group_column '{p.group_column}' is not a column of the table "
@@ -115,10 +118,10 @@ def split_table(
     if not np.issubdtype(labels.dtype, np.integer):
         # Regression targets: stratify on quartiles so each split sees the whole range.
         labels = pd.qcut(labels, q=min(4, len(labels)), labels=False, duplicates="drop")
-    which = assign_splits(labels, groups, p)
+    which = assign_splits(labels, groups, p, t.seed)
     parts = [table[which == i].reset_index(drop=True) for i in range(3)]
     classes = np.issubdtype(table["label"].dtype, np.integer)
-    names = (parse("task", task).labels if task is not None else None) or []
+    names = t.labels or []
 
     def name_of(k: int) -> str:  # the class name where the task gives it, else the id
         return names[k] if 0 <= k < len(names) else str(k)

@@ -141,8 +141,9 @@ class Objective:
         pruning = PruneOnValidation(trial, self.tune.metric)
         try:
             model = build_model(self.train_set, {**raw, **paths}, self.task)
+            task = parse("task", self.task)
             trained, history = fit(
-                model, self.train_set, self.validation_set, p, callbacks=[pruning]
+                model, self.train_set, self.validation_set, p, task, callbacks=[pruning]
             )
             trial.set_user_attr("steps", int(history["step"].max()) if len(history) else 0)
             score = pruning.score()

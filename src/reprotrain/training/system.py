@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import lightning as L
@@ -112,17 +113,24 @@ class TrainingSystem(L.LightningModule):
         return logits.float() if self.task == "regression" else logits.argmax(-1)
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        """Loss (+ L1) of one batch; logs ``train/loss`` and the train metrics."""
+        """Loss (+ L1) of one batch; logs ``train/loss`` and updates the train metrics."""
         loss, logits = self._step(batch)
         if self.opt.l1 > 0:
             loss = loss + self.opt.l1 * self.l1_penalty()
         if not torch.isfinite(loss):  # before backward: nothing of this step is applied
             self._diverged(float(loss.detach()))
         self.train_metrics.update(self._targets(logits.detach()), batch["labels"])
-        n = len(batch["labels"])
-        self.log("train/loss", loss, prog_bar=True, batch_size=n)
-        self.log_dict(self.train_metrics, on_step=False, on_epoch=True, batch_size=n)
+        self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["labels"]))
         return loss
+
+    def on_train_epoch_end(self) -> None:
+        """Log the epoch's train metrics (computed, then reset, by Lightning).
+
+        Logged here once, not from every ``training_step``: the values are the same (the
+        metrics accumulate over the epoch either way) without Lightning's per-call logging
+        work on every step.
+        """
+        self.log_dict(self.train_metrics, on_step=False, on_epoch=True)
 
     def _diverged(self, loss: float) -> None:
         clip = self.trainer.gradient_clip_val
@@ -174,6 +182,26 @@ class TrainingSystem(L.LightningModule):
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
         }
+
+    def optimizer_step(
+        self,
+        epoch: int,
+        batch_idx: int,
+        optimizer: Any,
+        optimizer_closure: Callable[[], Any] | None = None,
+    ) -> None:
+        """Step, then free the gradients at once (``set_to_none``).
+
+        Lightning zeroes gradients inside the next step's closure, after the forward pass, so
+        the last step's gradients (one more copy of the weights) would sit beside the next
+        forward pass's activations and count towards peak memory. Numerics are unchanged: the
+        next backward finds no gradients either way. Lightning calls this hook only when an
+        accumulation window closes, unless the strategy accumulates itself (DeepSpeed), which
+        is left alone.
+        """
+        super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
+        if not self.trainer.strategy.handles_gradient_accumulation:
+            optimizer.zero_grad(set_to_none=True)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Store the torch RNG state, so a resumed run draws what an uninterrupted one would.

@@ -370,25 +370,30 @@ def carry_history(log_dir: str | Path, step: int) -> None:
 
 
 def load_best_weights(system: TrainingSystem, checkpoint: ModelCheckpoint) -> None:
-    """Load the best checkpoint's weights into ``system`` (safe, weights-only load)."""
+    """Load the best checkpoint's weights into ``system`` (safe, weights-only load).
+
+    A best checkpoint saved after the last optimiser step holds the weights already in
+    memory: it is not read again (reading it would add a copy of the weights to peak memory).
+    """
     best = checkpoint.best_model_path
     if best and Path(best).is_file():
         # mmap: only the weights are read into memory, not the optimiser state beside them
         try:
             state = torch.load(best, map_location="cpu", weights_only=True, mmap=True)
-            system.load_state_dict(state["state_dict"])
+            final = state.get("global_step") == system.trainer.global_step
+            if not final:
+                system.load_state_dict(state["state_dict"])
         except Exception as err:  # noqa: BLE001 - a damaged or foreign file, named below
             raise ValueError(
                 f"cannot load the best checkpoint {best}: it is not a readable checkpoint of "
                 f"this model ({type(err).__name__}: {err}); something else wrote it during "
                 "training. Delete it and train afresh (fit.resume: false)"
             ) from err
-        log.info(
-            "loaded best weights from %s (%s=%.4f)",
-            best,
-            checkpoint.monitor,
-            float(checkpoint.best_model_score or float("nan")),
-        )
+        score = float(checkpoint.best_model_score or float("nan"))
+        if final:
+            log.info("best weights are the last step's (%s=%.4f)", checkpoint.monitor, score)
+        else:
+            log.info("loaded best weights from %s (%s=%.4f)", best, checkpoint.monitor, score)
 
 
 def keep_best_checkpoint(checkpoint: ModelCheckpoint, target: str | Path) -> None:

@@ -1,0 +1,75 @@
+"""What ``fit`` does around each optimiser step: gradients, train metrics, the best reload."""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+from lightning.pytorch.callbacks import Callback
+
+from tests.pipelines.fit.test_nodes import mlp_params, run, tabular
+
+
+class GradientsAtBatchStart(Callback):
+    """Whether any parameter holds a gradient as each training batch starts."""
+
+    def __init__(self) -> None:
+        self.held: list[bool] = []
+
+    def on_train_batch_start(self, trainer, module, batch, batch_idx) -> None:
+        self.held.append(any(p.grad is not None for p in module.parameters()))
+
+
+def test_gradients_are_freed_at_each_step_and_kept_while_accumulating(tmp_path):
+    seen = GradientsAtBatchStart()
+    run(mlp_params(tmp_path / "a", trainer={"max_epochs": 1}), tabular(64), callbacks=[seen])
+    assert seen.held == [False] * 4  # 64 rows, batch 16: no forward pass beside old gradients
+
+    seen = GradientsAtBatchStart()
+    params = mlp_params(tmp_path / "b", trainer={"max_epochs": 1, "accumulate_grad_batches": 2})
+    run(params, tabular(64), callbacks=[seen])
+    assert seen.held == [
+        False,
+        True,
+        False,
+        True,
+    ]  # the first batch's gradients wait for the second
+
+
+class EpochAccuracy(Callback):
+    """Each epoch's training accuracy, from the model's outputs on each batch before its step."""
+
+    def __init__(self) -> None:
+        self.correct: dict[int, int] = {}
+        self.rows: dict[int, int] = {}
+
+    def on_train_batch_start(self, trainer, module, batch, batch_idx) -> None:
+        with torch.no_grad():
+            predicted = module(batch).argmax(-1)
+        epoch = trainer.current_epoch
+        self.correct[epoch] = self.correct.get(epoch, 0) + int((predicted == batch["labels"]).sum())
+        self.rows[epoch] = self.rows.get(epoch, 0) + len(predicted)
+
+
+def test_train_accuracy_is_each_epochs_own(tmp_path):
+    counter = EpochAccuracy()
+    params = mlp_params(tmp_path, optimizer={"lr": 0.05}, trainer={"max_epochs": 3})
+    _, history = run(params, tabular(96), tabular(32, 1), callbacks=[counter])
+    logged = history.dropna(subset=["train/acc"]).set_index("epoch")["train/acc"]
+    expected = {e: counter.correct[e] / counter.rows[e] for e in counter.rows}
+    assert len(set(expected.values())) > 1  # the model learns: epochs differ
+    assert {int(e): round(float(v), 5) for e, v in logged.items()} == {
+        e: round(v, 5) for e, v in expected.items()
+    }
+
+
+def test_a_best_checkpoint_of_the_last_step_is_not_read_again(tmp_path, caplog):
+    params = mlp_params(tmp_path, trainer={"max_epochs": 1})  # no validation: best by train/loss
+    with caplog.at_level(logging.INFO, logger="reprotrain"):
+        model, _ = run(params, tabular(64))
+    assert "best weights are the last step's (train/loss=" in caplog.text
+    assert "loaded best weights" not in caplog.text
+    best = torch.load(tmp_path / "ckpt" / "best.ckpt", weights_only=True)
+    state = {k.removeprefix("model."): v for k, v in best["state_dict"].items()}
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(tensor, state[name])

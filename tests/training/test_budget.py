@@ -150,6 +150,17 @@ def test_a_large_validation_split_selects_on_macro_f1(tmp_path, caplog):
     assert float(callback["best_model_score"]) == pytest.approx(history["val/f1"].dropna().max())
 
 
+def test_ema_weights_are_validated_checkpointed_and_kept(tmp_path):
+    params = budget_params(tmp_path, ema=0.5, trainer={"max_epochs": 2, "min_steps": 0})
+    trained, _, _ = train(params, tabular(n=96, seed=0), tabular(n=48, seed=1))
+    best = torch.load(tmp_path / "ckpt" / "best.ckpt", weights_only=True)
+    averaged = {k.removeprefix("model."): v for k, v in best["state_dict"].items()}
+    current = {k.removeprefix("model."): v for k, v in best["current_model_state"].items()}
+    assert any(not torch.equal(averaged[k], current[k]) for k in averaged)
+    for name, tensor in trained.state_dict().items():
+        torch.testing.assert_close(tensor, averaged[name])
+
+
 @pytest.mark.slow
 def test_wall_clock_budget_is_a_hard_stop(tmp_path, caplog):
     data = tabular(n=96)

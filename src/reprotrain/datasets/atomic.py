@@ -52,6 +52,19 @@ class AtomicSaveMixin:
             return self._atomic_tmp
         return super()._get_save_path()  # type: ignore[misc]
 
+    def _local_target(self) -> str | None:
+        """The local file a save replaces; ``None`` for a remote protocol (saved in place).
+
+        Raises:
+            DatasetError: The target is a folder.
+        """
+        if self._protocol != "file":
+            return None
+        target = get_filepath_str(self._get_save_path(), self._protocol)
+        if os.path.isdir(target):
+            raise DatasetError(f"cannot save {type(self).__name__}: {target} is a folder")
+        return target
+
     def save(self, data: Any) -> None:
         """Save through the parent class into a temporary file, then rename it into place.
 
@@ -59,13 +72,11 @@ class AtomicSaveMixin:
             DatasetError: The target is a folder, or the parent's save failed (the
                 temporary file is removed, the previous file is left unchanged).
         """
-        if self._protocol != "file":
+        target_str = self._local_target()
+        if target_str is None:
             super().save(data)  # type: ignore[misc]
             return
         target = self._get_save_path()
-        target_str = get_filepath_str(target, self._protocol)
-        if os.path.isdir(target_str):
-            raise DatasetError(f"cannot save {type(self).__name__}: {target_str} is a folder")
         try:
             with writing(target_str, suffix=target.suffix) as tmp:
                 self._atomic_tmp = target.with_name(tmp.name)

@@ -9,12 +9,11 @@ previous file as it was. A plain DataFrame is saved as ``AtomicCSVDataset`` save
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 from typing import Any
 
 import pandas as pd
-from kedro.io.core import DatasetError, get_filepath_str
+from kedro.io.core import DatasetError
 
 from reprotrain.atomic import writing
 from reprotrain.datasets.atomic import AtomicCSVDataset
@@ -56,12 +55,10 @@ class StreamingCSVDataset(AtomicCSVDataset):
         if isinstance(data, pd.DataFrame):
             super().save(data)
             return
-        if self._protocol != "file":
+        target = self._local_target()
+        if target is None:
             super().save(pd.concat(list(data), ignore_index=True))
             return
-        target = get_filepath_str(self._get_save_path(), self._protocol)
-        if os.path.isdir(target):
-            raise DatasetError(f"cannot save {type(self).__name__}: {target} is a folder")
         args = {k: v for k, v in self._save_args.items() if k not in ("header", "mode")}
         header = self._save_args.get("header", True)
         columns: list[Any] | None = None

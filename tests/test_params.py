@@ -44,6 +44,25 @@ def test_a_step_is_checked_against_the_task_group():
     ).metric == ("val/loss")
 
 
+@pytest.mark.parametrize(
+    ("monitor", "task", "message"),
+    [
+        ("val/f2", "classification", r"monitor'.*should be 'auto', 'val/loss'"),
+        ("val/mse", "classification", r"a classification task does not log 'val/mse'"),
+        ("val/f1", "regression", r"a regression task does not log 'val/f1'"),
+    ],
+)
+def test_an_early_stopping_metric_the_fit_step_does_not_log_is_refused(monitor, task, message):
+    t = TASK if task == "classification" else {**TASK, "type": task, "labels": None}
+    raw = {
+        "model": {"family": "mlp"},
+        "loss": "cross_entropy" if task == "classification" else "mse",
+        "trainer": {"early_stopping": {"monitor": monitor}},
+    }
+    with pytest.raises(ParameterError, match=message):
+        parse("fit", raw, t)
+
+
 def test_paths_follow_the_task_name_unless_the_step_sets_them():
     fit = parse("fit", {"model": {"family": "mlp"}}, TASK)
     assert fit.checkpoint_dir == "data/06_models/tickets/checkpoints"

@@ -183,12 +183,15 @@ class DataLoaderParams(_Params):
 class EarlyStoppingParams(_Params):
     """Stop when the validation metric has not improved for ``patience`` validations.
 
-    ``monitor: auto`` watches the validation loss (``val/loss``); ``val/f1`` (macro-F1) or
-    ``val/acc`` select on those instead. The best checkpoint follows the same metric. Early stopping
+    ``monitor: auto`` watches macro-F1 (``val/f1``) when every class has enough validation
+    rows, else the validation loss (``reprotrain.training.budget.monitor_of``); or name a
+    metric the fit step logs. The best checkpoint follows the same metric. Early stopping
     never acts before ``trainer.min_steps`` optimiser steps.
     """
 
-    monitor: str = "auto"
+    monitor: Literal[
+        "auto", "val/loss", "val/f1", "val/acc", "val/mse", "val/mae", "train/loss"
+    ] = "auto"
     mode: Literal["auto", "min", "max"] = "auto"
     patience: int = Field(3, ge=1)
     min_delta: float = Field(0.0, ge=0)
@@ -590,6 +593,13 @@ def _task_problem(step: str, p: Any, t: TaskParams) -> tuple[str, str] | None:
             return "loss", f"a {t.type} task trains with loss '{loss}' (task.type is {t.type!r})"
         if t.type == "regression" and p.class_weights is not None:
             return "class_weights", "'class_weights' is for classification tasks only"
+        es = p.trainer.early_stopping
+        other = ("mse", "mae") if t.type == "classification" else ("f1", "acc")
+        if es is not None and es.monitor.removeprefix("val/") in other:
+            return "trainer.early_stopping.monitor", (
+                f"a {t.type} task does not log {es.monitor!r}: use auto, val/loss or "
+                + ("val/f1, val/acc" if t.type == "classification" else "val/mse, val/mae")
+            )
         if p.model.family == "transformer" and p.model.config is None and not t.model_checkpoint:
             return "model", (
                 "a pretrained transformer needs task.model_checkpoint in globals.yml (it is "

@@ -73,3 +73,28 @@ def test_a_best_checkpoint_of_the_last_step_is_not_read_again(tmp_path, caplog):
     state = {k.removeprefix("model."): v for k, v in best["state_dict"].items()}
     for name, tensor in model.state_dict().items():
         assert torch.equal(tensor, state[name])
+
+
+def test_deterministic_fits_skip_the_nan_fill_and_train_the_same_weights(
+    tmp_path, monkeypatch, tiny_checkpoint_dir, tiny_tokenizer_dir
+):
+    from reprotrain.training import trainer as trainer_module
+    from tests.pipelines.fit.test_nodes import text_params, text_task, token_table, weights
+
+    data, task = token_table(tiny_tokenizer_dir, n=32), text_task(tiny_checkpoint_dir)
+    model, _ = run(text_params(tmp_path / "a"), data, task=task)
+    assert torch.are_deterministic_algorithms_enabled()
+    assert torch.utils.deterministic.fill_uninitialized_memory is False
+
+    seed = trainer_module.seed_and_subsample
+
+    def seed_with_fill(*args, **kwargs):  # torch's default: NaN in every new empty tensor
+        out = seed(*args, **kwargs)
+        torch.utils.deterministic.fill_uninitialized_memory = True
+        return out
+
+    monkeypatch.setattr(trainer_module, "seed_and_subsample", seed_with_fill)
+    filled, _ = run(text_params(tmp_path / "b"), data, task=task)
+    assert torch.utils.deterministic.fill_uninitialized_memory is True
+    torch.utils.deterministic.fill_uninitialized_memory = False
+    assert torch.equal(weights(model), weights(filled))

@@ -434,6 +434,11 @@ def seed_and_subsample(
         torch.set_num_threads(p.trainer.num_threads)
     if p.trainer.deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        # Lightning turns on torch.use_deterministic_algorithms, whose default also fills
+        # every new uninitialised tensor with NaN: a debugging aid that costs ~2.5 % of a CPU
+        # training step (benchmarks/RESULTS.md, row 1). No kernel reads memory it has not
+        # written, so the results are as deterministic without it (torch.utils.deterministic).
+        torch.utils.deterministic.fill_uninitialized_memory = False
     L.seed_everything(seed, workers=True, verbose=False)
     if p.data.train_subsample and p.data.train_subsample < len(train_set):
         train_set = train_set.sample(n=p.data.train_subsample, random_state=seed)

@@ -4,15 +4,21 @@ Run by ``benchmarks/run.py`` (never imported by it, so each variant's imports an
 its own)::
 
     python benchmarks/train_worker.py throughput {project,hand,hf} WORKDIR
+    python benchmarks/train_worker.py overhead {project,hand,hf} WORKDIR
     python benchmarks/train_worker.py quality {project,hf} WORKDIR
 
 ``throughput``: 40 optimiser steps at batch 16 over the same 640 rows, in the same batches
 (the project's length-grouped order, computed by ``run.py`` and stored in WORKDIR), AdamW
 (lr 5e-5, weight decay 0.01 on weights only), 4 warmup steps then linear decay, gradient
-clipping at 1.0, fp32, 2 threads. Model loading and tokenising are outside the timed span,
-which runs from the start of the epoch to the end of the 40th optimiser step. Peak RSS is the
+clipping at 1.0, fp32, 2 threads. Model loading and tokenising are outside the timed spans:
+``steady_s`` from the end of the first optimiser step to the end of the 40th (the first step
+holds one-off costs), ``step_s`` from the start of the epoch. Peak RSS is the
 whole process's high-water mark (``ru_maxrss``), imports included; the growth from just
-before the model load is reported too.
+before the model load is reported too, and the median time between two optimiser steps.
+
+``overhead``: the same runs with a near-zero-cost model (a one-layer BERT of width 4, random
+weights) in place of MiniLM: the median time between two steps is then the framework's own work
+per step (loader, hooks, logging, metrics, clipping, optimiser bookkeeping).
 
 ``quality``: the project's defaults against Hugging Face ``Trainer``'s defaults on the full
 training split, validating on a fixed subset every 320 training samples; wall time from the
@@ -45,6 +51,8 @@ CLIP = 1.0
 TARGET_ACC = 0.80
 EVAL_EVERY_SAMPLES = 320
 QUALITY_CAP_S = float(os.environ.get("BENCH_QUALITY_CAP_S", "420"))
+# ``overhead``: every variant trains tiny_model() instead of MiniLM (a script, never imported)
+TINY = sys.argv[1:2] == ["overhead"]
 
 
 def maxrss_mib() -> float:
@@ -74,13 +82,43 @@ def ordered_rows(workdir: Path):
     return table, table.iloc[flat].reset_index(drop=True)
 
 
+def tiny_model():
+    """A one-layer BERT of width 4 (MiniLM's vocabulary): almost no arithmetic per step."""
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification
+
+    torch.manual_seed(42)
+    config = BertConfig(
+        hidden_size=4, num_hidden_layers=1, num_attention_heads=1, intermediate_size=4
+    )
+    return BertForSequenceClassification(config)
+
+
+def step_figures(stamps: list[float]) -> dict[str, float]:
+    """From the end time of each optimiser step: the steady span and the median step.
+
+    ``steady_s`` runs from the end of the first step to the end of the last, so that one-off
+    first-step costs stay out of it (Lightning's first ``self.log`` spends ~0.2 s in abstract
+    base class checks over torchmetrics' classes; every variant allocates its optimiser state).
+    """
+    import itertools
+    import statistics
+
+    return {
+        "steady_s": stamps[-1] - stamps[0],
+        "step_ms_median": 1000 * statistics.median(b - a for a, b in itertools.pairwise(stamps)),
+    }
+
+
 def load_hf_model():
-    """The default MiniLM with a fresh 2-label head, seeded."""
+    """The default MiniLM with a fresh 2-label head, seeded (``tiny_model()`` under TINY)."""
     import torch
     from transformers import AutoModelForSequenceClassification
 
     from reprotrain.pretrained import resolve_checkpoint
 
+    if TINY:
+        return tiny_model()
     torch.manual_seed(42)
     return AutoModelForSequenceClassification.from_pretrained(
         resolve_checkpoint(CHECKPOINT), num_labels=2
@@ -118,6 +156,7 @@ def throughput_project(workdir: Path) -> dict[str, Any]:
         def __init__(self) -> None:
             self.t0 = self.t1 = 0.0
             self.steps = self.tokens = 0
+            self.stamps: list[float] = []
 
         def on_train_epoch_start(self, trainer, pl_module) -> None:
             self.t0 = time.perf_counter()
@@ -126,10 +165,11 @@ def throughput_project(workdir: Path) -> dict[str, Any]:
             self.steps += 1
             self.tokens += batch["input_ids"].numel()
             self.t1 = time.perf_counter()
+            self.stamps.append(self.t1)
 
     rss_before = maxrss_mib()
     task = task_defaults(workdir)
-    model = build_model(p, task, table)
+    model = tiny_model() if TINY else build_model(p, task, table)
     timer = StepTimer()
     start = time.perf_counter()
     fit(model, table, None, p, task, callbacks=[timer])
@@ -138,6 +178,7 @@ def throughput_project(workdir: Path) -> dict[str, Any]:
         "steps": timer.steps,
         "padded_tokens": timer.tokens,
         "step_s": timer.t1 - timer.t0,
+        **step_figures(timer.stamps),
         "call_s": total,
         "rss_before_model_mib": rss_before,
         "peak_rss_mib": maxrss_mib(),
@@ -175,6 +216,7 @@ def throughput_hand(workdir: Path) -> dict[str, Any]:
         lambda s: (s + 1) / WARMUP if s < WARMUP else max(0.0, (STEPS - s) / (STEPS - WARMUP)),
     )
     steps = tokens = 0
+    stamps: list[float] = []
     start = t0 = time.perf_counter()
     for b in range(STEPS):
         chunk = ids[b * BATCH : (b + 1) * BATCH]
@@ -195,11 +237,13 @@ def throughput_hand(workdir: Path) -> dict[str, Any]:
             loss.item()  # what a loop that logs every 10 steps reads back
         steps += 1
         tokens += input_ids.numel()
+        stamps.append(time.perf_counter())
     t1 = time.perf_counter()
     return {
         "steps": steps,
         "padded_tokens": tokens,
         "step_s": t1 - t0,
+        **step_figures(stamps),
         "call_s": t1 - start,
         "rss_before_model_mib": rss_before,
         "peak_rss_mib": maxrss_mib(),
@@ -247,6 +291,7 @@ def throughput_hf(workdir: Path) -> dict[str, Any]:
         def __init__(self) -> None:
             self.t0 = self.t1 = 0.0
             self.steps = 0
+            self.stamps: list[float] = []
 
         def on_epoch_begin(self, args, state, control, **kwargs) -> None:
             self.t0 = time.perf_counter()
@@ -254,6 +299,7 @@ def throughput_hf(workdir: Path) -> dict[str, Any]:
         def on_step_end(self, args, state, control, **kwargs) -> None:
             self.steps += 1
             self.t1 = time.perf_counter()
+            self.stamps.append(self.t1)
 
     args = TrainingArguments(
         output_dir=str(workdir / "hf_out"),
@@ -285,6 +331,7 @@ def throughput_hf(workdir: Path) -> dict[str, Any]:
         "steps": timer.steps,
         "padded_tokens": counts["tokens"],
         "step_s": timer.t1 - timer.t0,
+        **step_figures(timer.stamps),
         "call_s": total,
         "optim": str(args.optim),
         "rss_before_model_mib": rss_before,
@@ -420,6 +467,9 @@ VARIANTS = {
     ("throughput", "project"): throughput_project,
     ("throughput", "hand"): throughput_hand,
     ("throughput", "hf"): throughput_hf,
+    ("overhead", "project"): throughput_project,
+    ("overhead", "hand"): throughput_hand,
+    ("overhead", "hf"): throughput_hf,
     ("quality", "project"): quality_project,
     ("quality", "hf"): quality_hf,
 }

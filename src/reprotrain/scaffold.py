@@ -687,7 +687,6 @@ def _comments(plan: Plan) -> dict[str, dict[str, str]]:
             "package.intended_use": "generated: say what the model is for",
             "package.limitations": "generated: say where it must not be used",
         },
-        "parameters_predict.yml": {},
     }
 
 

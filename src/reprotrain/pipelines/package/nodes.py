@@ -98,7 +98,6 @@ def build_package(
     p = parse("package", package_parameters, t)
     fit = parse("fit", fit_parameters, t)
     convert = parse("convert", convert_parameters, t)
-    text_column = (clean_parameters or {}).get("text_column")
     model = from_artifact(trained_model)
     labels = list(t.labels or []) if t.type == "classification" else None
     problem = label_order_problem(labels, model_labels(model), trained_model.source)
@@ -112,7 +111,7 @@ def build_package(
         max_length=t.max_length,
         numeric_columns=convert.numeric_columns,
         categories=convert.categories,
-        text_column=text_column if isinstance(text_column, str) and text_column else "text",
+        text_column=(clean_parameters or {}).get("text_column") or "text",
     )
     info = package_info(package, **card_texts(p, t))
     onnx = p.onnx if package.family == "transformer" else None  # an MLP always has model.onnx

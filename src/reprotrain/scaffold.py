@@ -132,11 +132,8 @@ def check_name(name: str, what: str) -> str:
 
 def project_relative(path: str, root: Path) -> str:
     """``path`` relative to the project root (POSIX), or absolute if it lies outside it."""
-    absolute = Path(os.path.abspath(root / path))
-    relative = os.path.relpath(absolute, os.path.abspath(root))
-    if relative == ".." or relative.startswith(".." + os.sep):
-        return absolute.as_posix()
-    return Path(relative).as_posix()
+    absolute, base = Path(os.path.abspath(root / path)), Path(os.path.abspath(root))
+    return (absolute.relative_to(base) if absolute.is_relative_to(base) else absolute).as_posix()
 
 
 def read_table(path: Path) -> pd.DataFrame:

@@ -27,8 +27,7 @@ def _allocate(n: int, p: SplitParams) -> np.ndarray:
     fractions = np.array([p.train, p.validation, p.test])
     exact = fractions * n
     sizes = np.floor(exact).astype(int)
-    for i in np.argsort(-(exact - sizes), kind="stable")[: n - sizes.sum()]:
-        sizes[i] += 1
+    sizes[np.argsort(-(exact - sizes), kind="stable")[: n - sizes.sum()]] += 1
     wanted = [i for i in _FILL_ORDER if fractions[i] > 0]
     if n < len(wanted):
         sizes[:] = 0

@@ -165,7 +165,6 @@ def predict_baselines(
                 model = _tuned(make, x_train, y_train, x_val, y_val, regression)
             else:
                 model = clone(how).fit(x_train, y_train)
-        predicted = model.predict(x_test)
-        out[name] = predicted.astype(np.float64 if regression else np.int64)
+        out[name] = model.predict(x_test).astype(np.float64 if regression else np.int64)
         log.info("baselines: %s fitted in %.1fs", name, time.perf_counter() - start)
     return out

@@ -66,9 +66,7 @@ def _check_runtime_keys(loader: Any) -> None:
         for m in re.finditer(r"\$\{runtime_params:\s*([A-Za-z0-9_]+)", f.read_text("utf-8"))
     }
     allowed = sorted(set(params.STEP_PARAMS) | used)
-    unknown = sorted(
-        str(key).split(".")[0] for key in runtime if str(key).split(".")[0] not in allowed
-    )
+    unknown = sorted({str(key).split(".")[0] for key in runtime} - set(allowed))
     if unknown:
         close = {k: difflib.get_close_matches(k, allowed, n=1) for k in unknown}
         hints = "; ".join(

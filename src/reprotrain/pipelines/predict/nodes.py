@@ -66,9 +66,12 @@ def _predict_chunk(
             f"its output; the output would hold two columns of that name. Rename or drop "
             f"them in the input (a former predictions file: keep only the input columns)."
         )
+    # NA, null, ... in a tabular package's feature columns are missing, as in the clean step
+    columns = [*getattr(package, "numeric_columns", []), *getattr(package, "categories", {})]
+    present = [c for c in columns if c in rows.columns]
     preds = predict_rows(
         package,
-        _features_as_clean_reads_them(package, rows),
+        rows.assign(**{c: as_missing(rows[c]) for c in present}) if present else rows,
         batch_size=p.batch_size,
         text_column=p.text_column,
         every_s=p.log_every_s,
@@ -90,10 +93,3 @@ def _stream(
         rows += len(out)
         yield out
     log.info("predict: %d rows", rows)
-
-
-def _features_as_clean_reads_them(package: Package, table: pd.DataFrame) -> pd.DataFrame:
-    """The table with ``NA``, ``null``, ... in a tabular package's feature columns missing."""
-    columns = [*getattr(package, "numeric_columns", []), *getattr(package, "categories", {})]
-    present = [c for c in columns if c in table.columns]
-    return table.assign(**{c: as_missing(table[c]) for c in present}) if present else table

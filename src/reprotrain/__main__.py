@@ -7,21 +7,18 @@ search trial's values into the env (``reprotrain.tune_apply``); anything else is
 
 from __future__ import annotations
 
+import importlib
 import sys
 from pathlib import Path
 from typing import Any
 
+COMMANDS = {"new-task": "reprotrain.scaffold", "tune-apply": "reprotrain.tune_apply"}
+
 
 def main(*args: Any, **kwargs: Any) -> Any:
     """Run the project's ``kedro run`` command, or ``new-task`` / ``tune-apply``."""
-    if not args and not kwargs and sys.argv[1:2] == ["new-task"]:
-        from reprotrain import scaffold
-
-        sys.exit(scaffold.main(sys.argv[2:]))
-    if not args and not kwargs and sys.argv[1:2] == ["tune-apply"]:
-        from reprotrain import tune_apply
-
-        sys.exit(tune_apply.main(sys.argv[2:]))
+    if not args and not kwargs and sys.argv[1:2] and sys.argv[1] in COMMANDS:
+        sys.exit(importlib.import_module(COMMANDS[sys.argv[1]]).main(sys.argv[2:]))
     # Imported here: importing kedro.framework.project configures (and announces) logging,
     # which new-task does not want.
     from kedro.framework.cli.utils import find_run_command

@@ -88,13 +88,8 @@ def _tuned(
     """The estimator of ``C_GRID`` that scores best on validation (the first on a tie)."""
     if x_val is None or len(y_val) == 0:
         return make(1.0).fit(x_train, y_train)
-    best, best_score = None, -np.inf
-    for c in C_GRID:
-        model = make(c).fit(x_train, y_train)
-        score = _score(y_val, model.predict(x_val), regression)
-        if score > best_score:
-            best, best_score = model, score
-    return best
+    models = [make(c).fit(x_train, y_train) for c in C_GRID]
+    return max(models, key=lambda model: _score(y_val, model.predict(x_val), regression))
 
 
 def _features(table: pd.DataFrame) -> np.ndarray:
@@ -170,7 +165,6 @@ def predict_baselines(
                 model = _tuned(make, x_train, y_train, x_val, y_val, regression)
             else:
                 model = clone(how).fit(x_train, y_train)
-        predicted = model.predict(x_test)
-        out[name] = predicted.astype(np.float64 if regression else np.int64)
+        out[name] = model.predict(x_test).astype(np.float64 if regression else np.int64)
         log.info("baselines: %s fitted in %.1fs", name, time.perf_counter() - start)
     return out

@@ -17,6 +17,7 @@ import copy
 import errno
 import os
 import sys
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -63,12 +64,8 @@ def _is_user_error(error: BaseException) -> bool:
 
 def _raised_in_project(error: BaseException) -> bool:
     """Whether the innermost frame of ``error``'s traceback is in this package."""
-    tb = error.__traceback__
-    if tb is None:
-        return False
-    while tb.tb_next is not None:
-        tb = tb.tb_next
-    return tb.tb_frame.f_globals.get("__name__", "").startswith("reprotrain")
+    frames = [frame for frame, _ in traceback.walk_tb(error.__traceback__)]
+    return bool(frames) and frames[-1].f_globals.get("__name__", "").startswith("reprotrain")
 
 
 def _yaml_file_at_fault(conf_source: str | None) -> str | None:

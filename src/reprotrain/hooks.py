@@ -66,9 +66,7 @@ def _check_runtime_keys(loader: Any) -> None:
         for m in re.finditer(r"\$\{runtime_params:\s*([A-Za-z0-9_]+)", f.read_text("utf-8"))
     }
     allowed = sorted(set(params.STEP_PARAMS) | used)
-    unknown = sorted(
-        str(key).split(".")[0] for key in runtime if str(key).split(".")[0] not in allowed
-    )
+    unknown = sorted({str(key).split(".")[0] for key in runtime} - set(allowed))
     if unknown:
         close = {k: difflib.get_close_matches(k, allowed, n=1) for k in unknown}
         hints = "; ".join(
@@ -93,10 +91,7 @@ class RawFileHook:
         """Stop with a short message when the pipeline needs ``raw_table`` and it is missing."""
         if "raw_table" not in pipeline.inputs():
             return
-        try:
-            filepath = catalog.get("raw_table")._describe().get("filepath")
-        except Exception:  # noqa: BLE001 - a custom raw dataset: let it report for itself
-            return
+        filepath = _described(catalog, "raw_table").get("filepath")  # custom: reports itself
         if filepath is None or Path(str(filepath)).exists():
             return
         env = run_params.get("env") or "base"
@@ -133,22 +128,29 @@ class PredictionsPathHook:
             return
         project = Path(run_params.get("project_path") or Path.cwd())
         for what, other in _protected(catalog, project):
-            if _overlaps(target, other):
+            why = _overlap(target, other, what)
+            if why:
                 shown = os.path.relpath(target) if "://" not in target else target
                 raise SystemExit(
-                    f"error: refusing to write predictions to {shown}: {_why(target, other, what)}. "
+                    f"error: refusing to write predictions to {shown}: {why}. "
                     f"Nothing was written. Give a new file, e.g. --params predictions="
                     f"data/07_model_output/<name>.csv, or change the catalog's 'predictions'."
                 )
 
 
-def _location(catalog: Any, name: str) -> str | None:
-    """The absolute local path (or ``protocol://path``) a catalog dataset reads or writes."""
+def _described(catalog: Any, name: str) -> dict[str, Any]:
+    """A catalog dataset's ``_describe()``; empty for one without (memory, params, custom)."""
     try:
         described = catalog.get(name)._describe()
-    except Exception:  # noqa: BLE001 - a dataset without a path (memory, params, custom)
-        return None
-    filepath = described.get("filepath") if isinstance(described, dict) else None
+    except Exception:  # noqa: BLE001 - best effort: never mask the real error
+        return {}
+    return described if isinstance(described, dict) else {}
+
+
+def _location(catalog: Any, name: str) -> str | None:
+    """The absolute local path (or ``protocol://path``) a catalog dataset reads or writes."""
+    described = _described(catalog, name)
+    filepath = described.get("filepath")
     if filepath is None:
         return None
     protocol = described.get("protocol") or "file"
@@ -164,12 +166,11 @@ def _protected(catalog: Any, project: Path) -> list[tuple[str, str]]:
         if name == "predictions" or name.startswith("params:") or name == "parameters":
             continue
         path = _location(catalog, name)
-        if path is None:
-            continue
-        if name == "predict_input":
-            found.append(("the table being predicted (predict_input)", path))
-        else:
-            found.append((f"catalog dataset '{name}'", path))
+        if path is not None:
+            what = f"catalog dataset '{name}'"
+            if name == "predict_input":
+                what = "the table being predicted (predict_input)"
+            found.append((what, path))
     try:
         groups = [catalog.get(f"params:{g}").load() for g in ("fit", "task")]  # no log lines
         fit = params.parse("fit", *groups).model_dump()
@@ -182,27 +183,23 @@ def _protected(catalog: Any, project: Path) -> list[tuple[str, str]]:
     return [(what, path if "://" in path else os.path.realpath(path)) for what, path in found]
 
 
-def _overlaps(target: str, other: str) -> bool:
-    """Whether ``target`` is ``other``, lies inside it, or holds it."""
-    if target == other or _inside(target, other) or _inside(other, target):
-        return True
-    try:
-        return os.path.samefile(target, other)  # a hard link, or a case-insensitive disk
-    except OSError:
-        return False
-
-
-def _inside(path: str, folder: str) -> bool:
-    return path.startswith(folder.rstrip("/") + "/")
-
-
-def _why(target: str, other: str, what: str) -> str:
+def _overlap(target: str, other: str, what: str) -> str | None:
+    """Why writing ``target`` would destroy ``other`` (``what``): it is ``other``, lies
+    inside it, or holds it; ``None`` when it would not."""
     shown = other if "://" in other else os.path.relpath(other)
     if _inside(target, other):
         return f"it lies inside {shown} ({what})"
     if _inside(other, target):
         return f"it is a folder holding {shown} ({what})"
-    return f"that file is {what}, which predict would overwrite"
+    try:
+        same = target == other or os.path.samefile(target, other)  # hard link, case-blind disk
+    except OSError:
+        same = False
+    return f"that file is {what}, which predict would overwrite" if same else None
+
+
+def _inside(path: str, folder: str) -> bool:
+    return path.startswith(folder.rstrip("/") + "/")
 
 
 class NameInputsOnErrorHook:
@@ -219,10 +216,7 @@ class NameInputsOnErrorHook:
         for name in node.inputs:
             if name.startswith("params:") or name == "parameters":
                 continue
-            try:
-                filepath = catalog.get(name)._describe().get("filepath")
-            except Exception:  # noqa: BLE001 - best effort: never mask the real error
-                filepath = None
+            filepath = _described(catalog, name).get("filepath")
             described.append(f"{name} = {filepath}" if filepath else name)
         # markup off: Kedro's rich handler would read "[...]" in an error message as markup
         log.error(

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import yaml
 
@@ -131,11 +132,8 @@ def check_name(name: str, what: str) -> str:
 
 def project_relative(path: str, root: Path) -> str:
     """``path`` relative to the project root (POSIX), or absolute if it lies outside it."""
-    absolute = Path(os.path.abspath(root / path))
-    relative = os.path.relpath(absolute, os.path.abspath(root))
-    if relative == ".." or relative.startswith(".." + os.sep):
-        return absolute.as_posix()
-    return Path(relative).as_posix()
+    absolute, base = Path(os.path.abspath(root / path)), Path(os.path.abspath(root))
+    return (absolute.relative_to(base) if absolute.is_relative_to(base) else absolute).as_posix()
 
 
 def read_table(path: Path) -> pd.DataFrame:
@@ -191,14 +189,18 @@ def _numbers_as_clean_reads_them(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
+def task_group(path: Path) -> dict[str, Any]:
+    """The ``task`` group of a ``globals.yml``."""
+    return (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("task") or {}
+
+
 def read_base_task(conf: Path) -> dict[str, Any]:
     """The ``task`` group of ``conf/base/globals.yml``."""
     path = conf / "base" / "globals.yml"
     try:
-        task = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("task") or {}
+        return task_group(path)
     except (OSError, yaml.YAMLError) as err:
         raise ScaffoldError(f"cannot read {path}: {err}") from None
-    return task
 
 
 # ---------------------------------------------------------------------------------- inference
@@ -249,11 +251,8 @@ def _id_like_name(name: str) -> bool:
 def _integer_sequence(s: pd.Series) -> bool:
     if not _is_number(s) or s.isna().any() or len(s) < 2:
         return False
-    values = s.to_numpy(dtype="float64")
-    if not (values == values.round()).all():
-        return False
-    ordered = sorted(values)
-    return all(b - a == 1 for a, b in zip(ordered, ordered[1:], strict=False))
+    values = np.sort(s.to_numpy(dtype="float64"))
+    return bool((values == values.round()).all() and (np.diff(values) == 1).all())
 
 
 def column_role(s: pd.Series) -> Role:  # noqa: C901 - see the docstring
@@ -453,7 +452,6 @@ def infer_plan(
     Raises:
         ScaffoldError: when a question has no safe answer (see the module docstring).
     """
-    columns = list(frame.columns)
     _check_named_columns(frame, raw_file, label, text, id_column)
     name_reason = "given with --name"
     if name is None:
@@ -463,7 +461,7 @@ def infer_plan(
     base_task = base_task or {}
 
     kind, why, labels, labelled, notes = infer_label(frame[label], task_type)
-    roles = {c: column_role(frame[c]) for c in columns if c != label}
+    roles = {c: column_role(frame[c]) for c in frame.columns if c != label}
     chosen_id = _pick_id(roles, frame, id_column)
     chosen_text = _pick_text(roles, frame, text)
     if chosen_text:
@@ -481,10 +479,8 @@ def infer_plan(
     features = [chosen_text] if chosen_text else [*numeric, *categorical]
     absent = {c: int(as_missing(frame[c]).isna().sum()) for c in features}
     missing = {c: n for c, n in absent.items() if n}
-    if chosen_text:
-        policy = "drop"  # the only feature is the text: clean drops a row without one
-    else:
-        policy = "keep" if missing else "drop"
+    # a text task's only feature is the text: clean drops a row without one
+    policy = "keep" if missing and not chosen_text else "drop"
     checkpoint = base_task.get("model_checkpoint") if chosen_text else None
     if chosen_text and not checkpoint:
         raise ScaffoldError(
@@ -688,7 +684,6 @@ def _comments(plan: Plan) -> dict[str, dict[str, str]]:
             "package.intended_use": "generated: say what the model is for",
             "package.limitations": "generated: say where it must not be used",
         },
-        "parameters_predict.yml": {},
     }
 
 
@@ -767,11 +762,10 @@ def envs_naming(conf: Path, name: str, besides: str) -> list[str]:
         if path.parent.name in (besides, "local") or path.parent.name.startswith("."):
             continue
         try:
-            task = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("task") or {}
+            if task_group(path).get("name") == name:
+                found.append(path.parent.name)
         except (OSError, yaml.YAMLError):
             continue
-        if task.get("name") == name:
-            found.append(path.parent.name)
     return found
 
 
@@ -792,9 +786,8 @@ def describe(plan: Plan, files: list[str]) -> str:
         )
     elif dropped:
         lines.append(f"  labels       none (regression){dropped}")
-    for role in ("text", "id"):
-        for r in plan.columns_with(role):
-            lines.append(f"  {role:<12} '{r.column}': {r.reason}")
+    for r in [*plan.columns_with("text"), *plan.columns_with("id")]:
+        lines.append(f"  {r.role:<12} '{r.column}': {r.reason}")
     if plan.numeric_columns:
         lines.append(f"  numeric      {_quoted(plan.numeric_columns, 20)} (numbers)")
     for c, values in plan.categories.items():
@@ -869,9 +862,8 @@ def main(argv: list[str] | None = None) -> int:
             raise ScaffoldError(
                 f"conf/{env}/ exists already: replace it (--force) or choose another --env?"
             )
-        frame = read_table(root / raw_file)
         plan = infer_plan(
-            frame,
+            read_table(root / raw_file),
             label=args.label,
             raw_file=raw_file,
             name=name,
@@ -887,17 +879,13 @@ def main(argv: list[str] | None = None) -> int:
             f"(--name to tell them apart)"
             for other in envs_naming(conf, plan.name, plan.env)
         )
-    except ScaffoldError as err:
-        sys.stderr.write(f"new-task: {err}\n")
-        return 2
-    try:
-        validate(files, root)
-    except ValueError as err:
-        sys.stderr.write(
-            f"new-task: the generated configuration does not validate (a bug):\n{err}\n"
-        )
-        return 1
-    try:
+        try:
+            validate(files, root)
+        except ValueError as err:
+            sys.stderr.write(
+                f"new-task: the generated configuration does not validate (a bug):\n{err}\n"
+            )
+            return 1
         write_env(conf, plan.env, files, force=args.force)
     except ScaffoldError as err:
         sys.stderr.write(f"new-task: {err}\n")

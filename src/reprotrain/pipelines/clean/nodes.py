@@ -12,9 +12,6 @@ from reprotrain.params import CleanParams, parse
 
 log = logging.getLogger(__name__)
 
-# pandas' default missing-value markers. The catalog reads the raw table literally (only an
-# empty cell is missing) so that a class named "NA" or a text "None" survives; in numeric and
-# categorical feature columns these strings still mean "missing", as pandas would read them.
 SHOW_VALUES = 5  # unknown label values named in a warning
 UNKNOWN_IN_REPORT = 20  # ... and in the clean report
 
@@ -181,7 +178,8 @@ def clean_table(
                 f"only one class {classes} is left after cleaning; a classifier needs at least "
                 f"two of {labels}"
             )
-    missing = _missing_kept(cleaned, p)
+    features = cleaned[[*p.numeric_columns, *p.categorical_columns]]
+    missing = {c: int(n) for c, n in features.isna().sum().items() if n}  # missing_features: keep
     report = {"rows_in": len(raw), "rows_out": len(cleaned), "removed": removed}
     if unknown:
         report["unknown_labels"] = dict(list(unknown.items())[:UNKNOWN_IN_REPORT])
@@ -216,13 +214,6 @@ def _warn_about_unknown_labels(unknown: dict[str, int], labels: list[str]) -> No
         hint,
         extra={"markup": False},
     )
-
-
-def _missing_kept(cleaned: pd.DataFrame, p: CleanParams) -> dict[str, int]:
-    """Missing feature cells left in (``missing_features: keep``), per column."""
-    columns = [*p.numeric_columns, *p.categorical_columns]
-    counts = cleaned[columns].isna().sum() if columns else pd.Series(dtype=int)
-    return {c: int(n) for c, n in counts.items() if n}
 
 
 def _warn_about_losses(report: dict, p: CleanParams) -> None:

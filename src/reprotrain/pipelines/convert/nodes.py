@@ -113,9 +113,7 @@ def _features(table: pd.DataFrame, p: ConvertParams) -> pd.DataFrame:
     A missing or unseen category encodes as all zeros (unseen: with a warning); missing numbers stay NaN and are
     imputed by the model with training-split means.
     """
-    cols: dict[str, pd.Series] = {}
-    for c in p.numeric_columns:
-        cols[c] = pd.to_numeric(table[c], errors="raise").astype("float32")
+    cols = {c: pd.to_numeric(table[c], errors="raise").astype("float32") for c in p.numeric_columns}
     for c, categories in p.categories.items():
         cols.update(one_hot(table[c], c, categories))
     return pd.DataFrame(cols, index=table.index)

@@ -131,8 +131,11 @@ def fit_baselines(
     )
 
 
-def _scores(predicted: np.ndarray, actual: np.ndarray, labels: list[str] | None) -> dict:
-    """Headline test metrics of one set of predictions (torchmetrics)."""
+def _scores(
+    predicted: np.ndarray, actual: np.ndarray, labels: list[str] | None, per_class: bool = False
+) -> dict:
+    """Headline test metrics of one set of predictions (torchmetrics); with ``per_class``,
+    also precision, recall, f1 and support per label (key ``per_class``)."""
     if labels is None:
         pred, true = torch.tensor(predicted, dtype=torch.float64), torch.tensor(actual)
         return {
@@ -141,27 +144,24 @@ def _scores(predicted: np.ndarray, actual: np.ndarray, labels: list[str] | None)
         }
     k = len(labels)
     pred, true = torch.tensor(predicted, dtype=torch.int64), torch.tensor(actual)
-    return {
+    scores: dict[str, Any] = {
         "accuracy": float(C.multiclass_accuracy(pred, true, k, average="micro")),
         "precision_macro": float(C.multiclass_precision(pred, true, k, average="macro")),
         "recall_macro": float(C.multiclass_recall(pred, true, k, average="macro")),
         "f1_macro": float(C.multiclass_f1_score(pred, true, k, average="macro")),
     }
-
-
-def _per_class(predicted: np.ndarray, actual: np.ndarray, labels: list[str]) -> dict:
-    k = len(labels)
-    pred, true = torch.tensor(predicted, dtype=torch.int64), torch.tensor(actual)
-    per_class = {
-        "precision": C.multiclass_precision(pred, true, k, average=None),
-        "recall": C.multiclass_recall(pred, true, k, average=None),
-        "f1": C.multiclass_f1_score(pred, true, k, average=None),
-    }
-    support = torch.bincount(true, minlength=k)
-    return {
-        label: {**{m: float(v[i]) for m, v in per_class.items()}, "support": int(support[i])}
-        for i, label in enumerate(labels)
-    }
+    if per_class:
+        by_class = {
+            "precision": C.multiclass_precision(pred, true, k, average=None),
+            "recall": C.multiclass_recall(pred, true, k, average=None),
+            "f1": C.multiclass_f1_score(pred, true, k, average=None),
+        }
+        support = torch.bincount(true, minlength=k)
+        scores["per_class"] = {
+            label: {**{m: float(v[i]) for m, v in by_class.items()}, "support": int(support[i])}
+            for i, label in enumerate(labels)
+        }
+    return scores
 
 
 def primary_metric(regression: bool) -> tuple[str, bool]:
@@ -210,10 +210,8 @@ def compute_metrics(
     actual = test_predictions["actual" if regression else "actual_id"].to_numpy()
     metrics: dict[str, Any] = {
         "n_test": len(test_predictions),
-        **_scores(test_predictions[column].to_numpy(), actual, labels),
+        **_scores(test_predictions[column].to_numpy(), actual, labels, per_class=True),
     }
-    if labels is not None:
-        metrics["per_class"] = _per_class(test_predictions[column].to_numpy(), actual, labels)
     if baseline_predictions is not None and len(baseline_predictions.columns):
         metrics["baselines"] = {
             name: _scores(baseline_predictions[name].to_numpy(), actual, labels)
@@ -234,11 +232,8 @@ def compute_metrics(
 def model_comparison(metrics: dict[str, Any]) -> pd.DataFrame:
     """The model and each baseline, one row each, on the headline metrics (``dvc plots``)."""
     headline = [k for k in ("accuracy", "f1_macro", "mse", "mae") if k in metrics]
-    rows = [{"model": "trained model", **{k: metrics[k] for k in headline}}]
-    rows += [
-        {"model": name, **{k: scores[k] for k in headline}}
-        for name, scores in metrics.get("baselines", {}).items()
-    ]
+    models = {"trained model": metrics, **metrics.get("baselines", {})}
+    rows = [{"model": name, **{k: scores[k] for k in headline}} for name, scores in models.items()]
     return pd.DataFrame(rows, columns=["model", *headline])
 
 
@@ -335,9 +330,7 @@ def plot_training_curves(training_curves: pd.DataFrame) -> Figure:
     """Loss (left) and accuracy / F1 (right) against the training step."""
     fig = _new_figure(10, 4)
     loss_ax, score_ax = fig.subplots(1, 2)
-    for column in training_curves.columns:
-        if column in ("step", "epoch"):
-            continue
+    for column in training_curves.columns.drop(["step", "epoch"], errors="ignore"):
         ax = loss_ax if column.endswith("loss") else score_ax
         values = training_curves[["step", column]].dropna()
         style = "o-" if column.startswith("val") or len(values) < 20 else "-"

@@ -39,11 +39,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 func=compute_metrics,
-                inputs=[
-                    "test_predictions",
-                    "params:task",
-                    "baseline_predictions",
-                ],
+                inputs=["test_predictions", "params:task", "baseline_predictions"],
                 outputs="metrics",
                 name="compute_metrics",
             ),

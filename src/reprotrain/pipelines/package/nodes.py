@@ -38,14 +38,10 @@ def card_texts(p: PackageParams, task: TaskParams) -> dict[str, str]:
             task.name,
             task.name,
         )
-    if task.type == "regression":
-        use = "Predicts a numeric target (regression)."
-    else:
-        use = (
-            f"Classifies each row into one of {len(task.labels or [])} classes: "
-            + ", ".join(task.labels or [])
-            + "."
-        )
+    use = "Predicts a numeric target (regression)."
+    if task.type == "classification":
+        labels = task.labels or []
+        use = f"Classifies each row into one of {len(labels)} classes: {', '.join(labels)}."
     return {
         "name": (p.name if own else None) or task.name,
         "intended_use": (p.intended_use if own else None) or use,
@@ -66,11 +62,6 @@ def card_parameters(fit: FitParams, convert: ConvertParams, task: TaskParams) ->
         "fit": {**fit.model_dump(mode="json"), **shared, "model": model, "seed": task.seed},
         "convert": {**convert.model_dump(mode="json"), **shared, **convert_values},
     }
-
-
-def _text_column(clean_parameters: dict[str, Any] | None) -> str:
-    column = (clean_parameters or {}).get("text_column")
-    return column if isinstance(column, str) and column else "text"
 
 
 def build_package(
@@ -120,7 +111,7 @@ def build_package(
         max_length=t.max_length,
         numeric_columns=convert.numeric_columns,
         categories=convert.categories,
-        text_column=_text_column(clean_parameters),
+        text_column=(clean_parameters or {}).get("text_column") or "text",
     )
     info = package_info(package, **card_texts(p, t))
     onnx = p.onnx if package.family == "transformer" else None  # an MLP always has model.onnx

@@ -59,10 +59,19 @@ def _predict_chunk(
 ) -> pd.DataFrame:
     """The predictions of one table (or chunk): its columns plus the added ones."""
     added = ["predicted_label", "score"] if package.labels is not None else ["prediction"]
-    _refuse_taken_names(rows, added)
+    taken = [c for c in added if c in rows.columns]  # a former predictions file, say
+    if taken:
+        raise PackageInputError(
+            f"the table to predict already has the column(s) {taken} that predict adds to "
+            f"its output; the output would hold two columns of that name. Rename or drop "
+            f"them in the input (a former predictions file: keep only the input columns)."
+        )
+    # NA, null, ... in a tabular package's feature columns are missing, as in the clean step
+    columns = [*getattr(package, "numeric_columns", []), *getattr(package, "categories", {})]
+    present = [c for c in columns if c in rows.columns]
     preds = predict_rows(
         package,
-        _features_as_clean_reads_them(package, rows),
+        rows.assign(**{c: as_missing(rows[c]) for c in present}) if present else rows,
         batch_size=p.batch_size,
         text_column=p.text_column,
         every_s=p.log_every_s,
@@ -84,21 +93,3 @@ def _stream(
         rows += len(out)
         yield out
     log.info("predict: %d rows", rows)
-
-
-def _refuse_taken_names(table: pd.DataFrame, added: list[str]) -> None:
-    """Fail when the input already has a column that predict adds (a former output, say)."""
-    taken = [c for c in added if c in table.columns]
-    if taken:
-        raise PackageInputError(
-            f"the table to predict already has the column(s) {taken} that predict adds to "
-            f"its output; the output would hold two columns of that name. Rename or drop "
-            f"them in the input (a former predictions file: keep only the input columns)."
-        )
-
-
-def _features_as_clean_reads_them(package: Package, table: pd.DataFrame) -> pd.DataFrame:
-    """The table with ``NA``, ``null``, ... in a tabular package's feature columns missing."""
-    columns = [*getattr(package, "numeric_columns", []), *getattr(package, "categories", {})]
-    present = [c for c in columns if c in table.columns]
-    return table.assign(**{c: as_missing(table[c]) for c in present}) if present else table

@@ -27,8 +27,7 @@ def _allocate(n: int, p: SplitParams) -> np.ndarray:
     fractions = np.array([p.train, p.validation, p.test])
     exact = fractions * n
     sizes = np.floor(exact).astype(int)
-    for i in np.argsort(-(exact - sizes), kind="stable")[: n - sizes.sum()]:
-        sizes[i] += 1
+    sizes[np.argsort(-(exact - sizes), kind="stable")[: n - sizes.sum()]] += 1
     wanted = [i for i in _FILL_ORDER if fractions[i] > 0]
     if n < len(wanted):
         sizes[:] = 0
@@ -76,11 +75,10 @@ def _warn_missing_classes(report: dict, p: SplitParams) -> None:
     Its scores on that split would be silently missing: a class with no test row cannot lower
     the test macro-F1.
     """
-    fractions = {"train": p.train, "validation": p.validation, "test": p.test}
     seen = {c for part in report.values() for c in part["labels"]}
     for name, part in report.items():
         absent = sorted(seen - set(part["labels"]))
-        if absent and fractions[name] > 0:
+        if absent and getattr(p, name) > 0:
             part["missing_classes"] = absent
             log.warning(
                 "split: the %s split has no row of class(es) %s: too few rows of them to place "
@@ -121,16 +119,12 @@ def split_table(
     which = assign_splits(labels, groups, p, t.seed)
     parts = [table[which == i].reset_index(drop=True) for i in range(3)]
     classes = np.issubdtype(table["label"].dtype, np.integer)
-    names = t.labels or []
-
-    def name_of(k: int) -> str:  # the class name where the task gives it, else the id
-        return names[k] if 0 <= k < len(names) else str(k)
-
+    names = dict(enumerate(t.labels or []))  # the class name where the task gives it, else the id
     report = {
         name: {
             "rows": len(part),
             "labels": {
-                name_of(int(k)): int(v)
+                names.get(int(k), str(k)): int(v)
                 for k, v in part["label"].value_counts().sort_index().items()
             }
             if classes

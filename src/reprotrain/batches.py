@@ -39,10 +39,7 @@ class TableDataset(Dataset):
             self.inputs = torch.from_numpy(table[names].to_numpy(dtype=np.float32, copy=True))
             self.lengths = np.ones(len(table), dtype=np.int64)
         labels = table["label"].to_numpy() if "label" in table.columns else np.zeros(len(table))
-        dtype = torch.float32 if regression else torch.int64
-        self.labels = torch.as_tensor(
-            labels.astype(np.float32 if regression else np.int64), dtype=dtype
-        )
+        self.labels = torch.as_tensor(labels.astype(np.float32 if regression else np.int64))
 
     def __len__(self) -> int:
         return len(self.labels)

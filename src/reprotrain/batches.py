@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import torch
+from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import Dataset
 
 from reprotrain.features import feature_columns
@@ -59,14 +60,9 @@ class Collator:
         first = items[0][0]
         if isinstance(first, torch.Tensor):
             return {"features": torch.stack([x for x, _ in items]), "labels": labels}
-        width = max(len(x) for x, _ in items)
-        ids = np.full((len(items), width), self.pad_token_id, dtype=np.int64)
-        mask = np.zeros((len(items), width), dtype=np.int64)
-        for row, (x, _) in enumerate(items):
-            ids[row, : len(x)] = x
-            mask[row, : len(x)] = 1
+        ids = [torch.tensor(x) for x, _ in items]  # a copy: the table may hold read-only arrays
         return {
-            "input_ids": torch.from_numpy(ids),
-            "attention_mask": torch.from_numpy(mask),
+            "input_ids": pad_sequence(ids, batch_first=True, padding_value=self.pad_token_id),
+            "attention_mask": pad_sequence([torch.ones_like(x) for x in ids], batch_first=True),
             "labels": labels,
         }

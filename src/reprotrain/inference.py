@@ -48,10 +48,8 @@ def predict_outputs(
     outputs = None
     for idx in sorted_batches(dataset.lengths, batch_size):
         batch = collate([dataset[i] for i in idx])
-        if "features" in batch:
-            out = model(batch["features"])
-        else:
-            out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        out = model(**{k: v for k, v in batch.items() if k != "labels"})
+        out = getattr(out, "logits", out)
         if outputs is None:
             outputs = np.empty((len(table), out.shape[1]), dtype=np.float32)
         outputs[idx] = out.float().cpu().numpy()

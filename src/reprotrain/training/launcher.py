@@ -134,13 +134,6 @@ def write_result(run_dir: Path, model: nn.Module, history: pd.DataFrame) -> None
         history.to_parquet(tmp / "history.parquet")
 
 
-def read_result(run_dir: Path) -> tuple[nn.Module, pd.DataFrame]:
-    """The model (train mode) and history that rank 0 wrote."""
-    result = Path(run_dir) / "result"
-    model = from_artifact(load_artifact(str(result / "trained_model")))
-    return model.train(), pd.read_parquet(result / "history.parquet")
-
-
 def model_from_checkpoint(run_dir: Path, p: FitParams) -> nn.Module:
     """The initial architecture with the weights of ``best.ckpt`` (else ``last.ckpt``).
 
@@ -305,7 +298,9 @@ def launch(
         raise DistributedTrainingError(
             f"the ranks exited cleanly but rank 0 wrote no result in {run_dir / 'result'}"
         )
-    trained, history = read_result(run_dir)
+    # the model (train mode) and history that rank 0 wrote
+    trained = from_artifact(load_artifact(str(run_dir / "result" / "trained_model"))).train()
+    history = pd.read_parquet(run_dir / "result" / "history.parquet")
     reports = [json.loads(f.read_text()) for f in (run_dir / "ranks").glob("rank-*.json")]
     for report in sorted(reports, key=lambda r: r["rank"]):
         log.info("rank %(rank)d on %(host)s: %(steps)d optimizer steps, %(rows)d rows", report)

@@ -267,9 +267,7 @@ def trial_table(study: optuna.Study, tune: TuneParams) -> pd.DataFrame:
         rows.append(
             {
                 "trial": t.number,
-                "state": {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed"}.get(
-                    t.state.name, t.state.name.lower()
-                ),
+                "state": "failed" if t.state.name == "FAIL" else t.state.name.lower(),
                 tune.metric: t.value if t.value is not None else last,
                 "duration_s": t.user_attrs.get("duration_s"),
                 "validations": t.user_attrs.get("validations", 0),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import warnings
 from datetime import timedelta
 from functools import partial
@@ -31,7 +32,7 @@ from reprotrain.models import pad_token_id
 from reprotrain.params import FitParams, ParameterError, TaskParams, TrainerParams
 from reprotrain.training.budget import FloorEarlyStopping, TrainingPlan, plan_training
 from reprotrain.training.data import ResumableLoader, make_loader
-from reprotrain.training.progress import ProgressLog, on_a_terminal
+from reprotrain.training.progress import ProgressLog
 from reprotrain.training.system import TrainingSystem
 
 log = logging.getLogger(__name__)
@@ -110,20 +111,6 @@ def check_checkpoint(path: str | Path) -> dict[str, Any]:
     return state
 
 
-def resume_loader(loader: ResumableLoader, checkpoint: dict[str, Any]) -> None:
-    """Hand the training loader its saved position (mid-epoch checkpoints).
-
-    Lightning would do this itself, but ``configure_optimizers`` reads
-    ``estimated_stepping_batches``, which sets the loader up before Lightning restores the
-    loops' state, and Lightning then never hands the saved state back (lightning 2.6;
-    Lightning-AI/pytorch-lightning#20550, open).
-    """
-    loops = checkpoint.get("loops", {}).get("fit_loop", {}).get("state_dict", {})
-    states = loops.get("combined_loader") or []
-    if states:
-        loader.load_state_dict(states[0])
-
-
 def build_trainer(
     p: FitParams,
     plan: TrainingPlan,
@@ -170,7 +157,7 @@ def build_trainer(
     if p.ema is not None:
         cbs.append(WeightAveraging(avg_fn=get_ema_avg_fn(p.ema)))
     cbs.extend(callbacks or [])
-    terminal = on_a_terminal()
+    terminal = sys.stdout.isatty()  # where the progress bar draws
     if not terminal:  # a log file: progress as periodic lines instead of a bar
         cbs.append(ProgressLog())
     es = t.early_stopping
@@ -498,7 +485,13 @@ def prepare_resume(
         )
         return None
     state = check_checkpoint(resume_from)
-    resume_loader(train_loader, state)
+    # The loader's saved position (mid-epoch checkpoints). Lightning would hand it over itself,
+    # but configure_optimizers reads estimated_stepping_batches, which sets the loader up
+    # before Lightning restores the loops' state, and Lightning then never hands the saved
+    # state back (lightning 2.6; Lightning-AI/pytorch-lightning#20550, open).
+    loops = state.get("loops", {}).get("fit_loop", {}).get("state_dict", {})
+    if loops.get("combined_loader"):
+        train_loader.load_state_dict(loops["combined_loader"][0])
     best_so_far = Path(p.checkpoint_dir, f"{BEST}.ckpt")
     if best_so_far.is_file():  # loaded when training ends: refuse it now, not then
         check_checkpoint(best_so_far)

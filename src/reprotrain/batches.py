@@ -9,7 +9,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import torch
-from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import Dataset
 
 from reprotrain.features import feature_columns
@@ -58,9 +57,14 @@ class Collator:
         first = items[0][0]
         if isinstance(first, torch.Tensor):
             return {"features": torch.stack([x for x, _ in items]), "labels": labels}
-        ids = [torch.tensor(x) for x, _ in items]  # a copy: the table may hold read-only arrays
+        width = max(len(x) for x, _ in items)
+        ids = np.full((len(items), width), self.pad_token_id, dtype=np.int64)
+        mask = np.zeros((len(items), width), dtype=np.int64)
+        for row, (x, _) in enumerate(items):
+            ids[row, : len(x)] = x
+            mask[row, : len(x)] = 1
         return {
-            "input_ids": pad_sequence(ids, batch_first=True, padding_value=self.pad_token_id),
-            "attention_mask": pad_sequence([torch.ones_like(x) for x in ids], batch_first=True),
+            "input_ids": torch.from_numpy(ids),
+            "attention_mask": torch.from_numpy(mask),
             "labels": labels,
         }

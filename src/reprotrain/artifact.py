@@ -12,12 +12,10 @@ around these two functions.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from dataclasses import dataclass, field
 from typing import Any
 
-from reprotrain.atomic import make_temp_dir, recover_dir, replace_dir
+from reprotrain.atomic import recover_dir, writing_dir
 
 SPEC_FILE = "spec.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -47,15 +45,11 @@ def save_artifact(artifact: ModelArtifact, target: str, **save_args: Any) -> Non
     """
     from safetensors.torch import save_file
 
-    tmp = make_temp_dir(target)
-    try:
+    with writing_dir(target) as tmp:
         state = {k: v.detach().cpu().contiguous() for k, v in artifact.state_dict.items()}
-        save_file(state, os.path.join(tmp, WEIGHTS_FILE), **save_args)
-        with open(os.path.join(tmp, SPEC_FILE), "w", encoding="utf-8") as f:
+        save_file(state, tmp / WEIGHTS_FILE, **save_args)
+        with open(tmp / SPEC_FILE, "w", encoding="utf-8") as f:
             json.dump(artifact.spec, f, indent=2, sort_keys=True, default=str)
-        replace_dir(tmp, target)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def load_artifact(folder: str, *, fs: Any = None, device: str = "cpu") -> ModelArtifact:

@@ -102,10 +102,7 @@ def remove_path(path: str | os.PathLike[str]) -> None:
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path, ignore_errors=True)
     else:
-        try:
-            path.unlink()
-        except FileNotFoundError:
-            pass
+        path.unlink(missing_ok=True)
 
 
 def remove_stale_siblings(target: str | os.PathLike[str]) -> None:
@@ -149,6 +146,19 @@ def make_temp_dir(target: str) -> str:
     tmp = str(temp_sibling(target))
     os.mkdir(tmp, 0o700)
     return tmp
+
+
+@contextlib.contextmanager
+def writing_dir(target: str | os.PathLike[str]) -> Iterator[Path]:
+    """A new empty folder beside ``target`` (``make_temp_dir``), swapped into place when the
+    block succeeds (``replace_dir``) and removed if it fails: the folder version of ``writing``.
+    """
+    tmp = make_temp_dir(str(target))
+    try:
+        yield Path(tmp)
+        replace_dir(tmp, str(target))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def replace_dir(new: str, target: str) -> None:

@@ -14,14 +14,12 @@ from torch.utils.data import Dataset
 from reprotrain.features import feature_columns
 
 
-def longest_first(lengths: np.ndarray | list[int]) -> np.ndarray:
-    """Row positions ordered longest first (ties keep row order): batches then pad little."""
-    return np.argsort(-np.asarray(lengths, dtype=np.int64), kind="stable")
-
-
 def sorted_batches(lengths: np.ndarray | list[int], batch_size: int) -> list[np.ndarray]:
-    """Row positions in batches of ``batch_size``, longest rows first (for inference)."""
-    order = longest_first(lengths)
+    """Row positions in batches of ``batch_size``, longest rows first (for inference).
+
+    Ties keep row order; a batch of similar lengths pads little.
+    """
+    order = np.argsort(-np.asarray(lengths, dtype=np.int64), kind="stable")
     return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
 
 
@@ -39,10 +37,7 @@ class TableDataset(Dataset):
             self.inputs = torch.from_numpy(table[names].to_numpy(dtype=np.float32, copy=True))
             self.lengths = np.ones(len(table), dtype=np.int64)
         labels = table["label"].to_numpy() if "label" in table.columns else np.zeros(len(table))
-        dtype = torch.float32 if regression else torch.int64
-        self.labels = torch.as_tensor(
-            labels.astype(np.float32 if regression else np.int64), dtype=dtype
-        )
+        self.labels = torch.as_tensor(labels.astype(np.float32 if regression else np.int64))
 
     def __len__(self) -> int:
         return len(self.labels)

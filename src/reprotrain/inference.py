@@ -12,7 +12,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from reprotrain.batches import Collator, TableDataset, longest_first, sorted_batches
+from reprotrain.batches import Collator, TableDataset, sorted_batches
 from reprotrain.models import pad_token_id
 
 log = logging.getLogger(__name__)
@@ -48,10 +48,8 @@ def predict_outputs(
     outputs = None
     for idx in sorted_batches(dataset.lengths, batch_size):
         batch = collate([dataset[i] for i in idx])
-        if "features" in batch:
-            out = model(batch["features"])
-        else:
-            out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        out = model(**{k: v for k, v in batch.items() if k != "labels"})
+        out = getattr(out, "logits", out)
         if outputs is None:
             outputs = np.empty((len(table), out.shape[1]), dtype=np.float32)
         outputs[idx] = out.float().cpu().numpy()
@@ -150,14 +148,12 @@ def predict_rows(
         return package.predict(rows, batch_size=batch_size)
     texts = package.texts(rows, text_column)
     lengths = np.array([len(t) for t in texts], dtype=np.int64)
-    order = longest_first(lengths)  # as TextPackage.outputs orders them
     width = 1 if package.labels is None else len(package.labels)
     outputs = np.empty((len(texts), width), dtype=np.float32)
     cost = np.minimum(lengths, CHARS_PER_TOKEN * package.max_length) + 1
     progress = RowProgress(cost, what, every_s)
-    step = batch_size * BATCHES_PER_CHUNK
-    for start in range(0, len(texts), step):
-        chunk = order[start : start + step]
+    # whole batches of TextPackage.outputs' own order (longest first)
+    for chunk in sorted_batches(lengths, batch_size * BATCHES_PER_CHUNK):
         outputs[chunk] = package.outputs(
             [texts[i] for i in chunk], batch_size=batch_size, text_column=text_column
         )

@@ -382,28 +382,16 @@ class SpaceRange(_Params):
         """Both bounds are whole numbers (``16``, not ``16.0``): sample integers."""
         return all(isinstance(v, int) for v in (self.low, self.high, self.step or 1))
 
-    def extremes(self) -> list[Any]:
-        """The two values a sampled point can take at the ends of the range."""
-        return [self.low, self.high]
-
 
 class SpaceChoice(_Params):
     """A categorical choice among listed values (numbers, strings, lists such as MLP sizes)."""
 
     choices: list[Any] = Field(min_length=1)
 
-    def extremes(self) -> list[Any]:
-        """Every choice."""
-        return list(self.choices)
-
 
 def _entry_kind(value: Any) -> str:
-    return (
-        "choice"
-        if isinstance(value, (dict, SpaceChoice))
-        and (isinstance(value, SpaceChoice) or "choices" in value)
-        else "range"
-    )
+    choice = isinstance(value, SpaceChoice) or (isinstance(value, dict) and "choices" in value)
+    return "choice" if choice else "range"
 
 
 # {choices: [...]} or {low: ..., high: ...}: one message for the kind the entry is
@@ -540,7 +528,9 @@ def check_space(tune: TuneParams, fit: Any, task: Any) -> None:
         ParameterError: naming the search key, the value and what the fit step says.
     """
     for key, entry in tune.space.items():
-        for value in entry.extremes():
+        # every choice, or the two ends of a range
+        ends = entry.choices if isinstance(entry, SpaceChoice) else [entry.low, entry.high]
+        for value in ends:
             raw = with_point(fit if isinstance(fit, dict) else {}, {key: value})
             try:
                 parse("fit", raw, task)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from kedro.io.core import DatasetError
 from kedro_datasets.matplotlib import MatplotlibDataset
 
 from reprotrain.datasets.atomic import AtomicSaveMixin
@@ -41,8 +42,6 @@ class AtomicMatplotlibDataset(AtomicSaveMixin, MatplotlibDataset):
             DatasetError: ``data`` is a list or dict of figures, or the save failed.
         """
         if isinstance(data, list | dict):
-            from kedro.io.core import DatasetError
-
             raise DatasetError(
                 f"{type(self).__name__} saves one figure, got a {type(data).__name__}"
             )

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import os
-import shutil
 from copy import deepcopy
 from pathlib import Path, PurePosixPath
 from typing import Any, Protocol, runtime_checkable
 
 from kedro.io.core import AbstractDataset, DatasetError, get_filepath_str, get_protocol_and_path
 
-from reprotrain.atomic import make_temp_dir, recover_dir, replace_dir
+from reprotrain.atomic import recover_dir, writing_dir
 from reprotrain.packaging.format import MANIFEST_FILE
 from reprotrain.packaging.manifest import write_manifest
 
@@ -126,16 +125,11 @@ class ModelPackageDataset(AbstractDataset[StagedPackage, Any]):
             raise DatasetError(
                 f"ModelPackageDataset saves objects with write() and verify(), got {type(data)}"
             )
-        target = self._path()
-        tmp = make_temp_dir(target)
-        try:
-            data.write(Path(tmp))
+        with writing_dir(self._path()) as tmp:
+            data.write(tmp)
             write_manifest(tmp)
-            data.verify(Path(tmp))  # reloads like a user: the manifest is checked there
-            _make_readable(Path(tmp))
-            replace_dir(tmp, target)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+            data.verify(tmp)  # reloads like a user: the manifest is checked there
+            _make_readable(tmp)
 
     def _exists(self) -> bool:
         return os.path.isfile(os.path.join(self._path(), MANIFEST_FILE))

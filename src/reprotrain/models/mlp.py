@@ -135,5 +135,4 @@ def build_mlp(p: FitParams, task: TaskParams, train_set: pd.DataFrame) -> MLP:
 
 def mlp_from_spec(spec: dict[str, Any]) -> MLP:
     """Rebuild an MLP (scaling and weights to be loaded) from its spec."""
-    kwargs = {k: v for k, v in spec.items() if k != "family"}
-    return MLP(**kwargs)
+    return MLP(**{k: v for k, v in spec.items() if k != "family"})

@@ -104,6 +104,5 @@ def transformer_from_spec(spec: dict[str, Any]) -> nn.Module:
     """Rebuild a sequence classifier (random weights) from its saved config dict."""
     from transformers import AutoConfig, AutoModelForSequenceClassification
 
-    config = dict(spec["config"])
-    config = AutoConfig.for_model(**config)
+    config = AutoConfig.for_model(**spec["config"])
     return AutoModelForSequenceClassification.from_config(config)

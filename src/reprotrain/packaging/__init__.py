@@ -36,41 +36,32 @@ from typing import Any
 
 # The public API, imported on first use: the Kedro datasets read ``format`` and ``manifest``
 # without paying for torch, and ``load_package`` without ``build``'s ONNX export.
-_EXPORTS = {
-    "PackageDraft": "build",
-    "example_rows": "build",
-    "in_memory_package": "build",
-    "package_info": "build",
-    "render_card": "card",
-    "FORMAT_VERSION": "format",
-    "MANIFEST_FILE": "format",
-    "ONNX_FILE": "format",
-    "PACKAGE_FILE": "format",
-    "collect_lineage": "lineage",
-    "git_commit": "lineage",
-    "library_versions": "lineage",
-    "ManifestError": "manifest",
-    "sha256_file": "manifest",
-    "verify_manifest": "manifest",
-    "write_manifest": "manifest",
-    "export_onnx": "onnx",
-    "onnx_outputs": "onnx",
-    "Package": "runtime",
-    "PackageError": "runtime",
-    "PackageInputError": "runtime",
-    "PackageVerificationError": "runtime",
-    "TabularPackage": "runtime",
-    "TextPackage": "runtime",
-    "compare_predictions": "runtime",
-    "load_package": "runtime",
-    "read_package_info": "runtime",
+_MODULES = {
+    "build": ("PackageDraft", "example_rows", "in_memory_package", "package_info"),
+    "card": ("render_card",),
+    "format": ("FORMAT_VERSION", "MANIFEST_FILE", "ONNX_FILE", "PACKAGE_FILE"),
+    "lineage": ("collect_lineage", "git_commit", "library_versions"),
+    "manifest": ("ManifestError", "sha256_file", "verify_manifest", "write_manifest"),
+    "onnx": ("export_onnx", "onnx_outputs"),
+    "runtime": (
+        "Package",
+        "PackageError",
+        "PackageInputError",
+        "PackageVerificationError",
+        "TabularPackage",
+        "TextPackage",
+        "compare_predictions",
+        "load_package",
+        "read_package_info",
+    ),
 }
+_EXPORTS = {name: module for module, names in _MODULES.items() for name in names}
 
 
 def __getattr__(name: str) -> Any:
     """``reprotrain.packaging.<name>``: the public name from its module, or a submodule."""
     if name in _EXPORTS:
         return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
-    if name in set(_EXPORTS.values()):
+    if name in _MODULES:
         return importlib.import_module(f"{__name__}.{name}")
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

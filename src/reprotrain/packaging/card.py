@@ -73,20 +73,14 @@ def render_card(
     data_summary: dict[str, Any],
 ) -> str:
     """The model card (``README.md``) of a package."""
-    text = info["family"] == "transformer"
-    regression = info["task"] == "regression"
-    what = (
-        "regression (one number per row, in the target's units)"
-        if regression
-        else f"classification into {', '.join(info['labels'] or [])}"
-    )
-    outputs = (
-        "Predictions are numbers in the target's units, not probabilities."
-        if regression
-        else "Scores are softmax probabilities of an uncalibrated model."
-    )
+    if info["task"] == "regression":
+        what = "regression (one number per row, in the target's units)"
+        outputs = "Predictions are numbers in the target's units, not probabilities."
+    else:
+        what = f"classification into {', '.join(info['labels'] or [])}"
+        outputs = "Scores are softmax probabilities of an uncalibrated model."
     git = lineage.get("git") or {}
-    if text:
+    if info["family"] == "transformer":
         usage = (
             "```python\nfrom transformers import pipeline\n\n"
             'classify = pipeline("text-classification", model="path/to/this/folder")\n'
@@ -94,6 +88,7 @@ def render_card(
         )
         inputs = f"one text column (`{info['inputs']['text_column']}`), truncated to {info['max_length']} tokens"
         front = "---\nlibrary_name: transformers\npipeline_tag: text-classification\n---\n\n"
+        files = "`config.json`, `model.safetensors`, tokenizer files"
     else:
         pre = info["preprocessing"]
         usage = (
@@ -109,11 +104,7 @@ def render_card(
             f"columns {list(pre['categories'])} (one-hot; missing or unknown → all zeros)"
         )
         front = ""
-    files = (
-        "`config.json`, `model.safetensors`, tokenizer files"
-        if text
-        else f"`{WEIGHTS_FILE}`, `{ONNX_FILE}`"
-    )
+        files = f"`{WEIGHTS_FILE}`, `{ONNX_FILE}`"
     data_rows = [f"| {k} | {v} |" for k, v in data_summary.items()]
     data_files = [
         f"| `{k}` | {v['sha256'] if v else 'missing'} |" for k, v in lineage["data"].items()

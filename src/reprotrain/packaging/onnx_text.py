@@ -31,7 +31,12 @@ import torch
 from torch import nn
 
 from reprotrain.packaging.onnx import require_onnx
-from reprotrain.packaging.runtime import PackageError, PackageVerificationError, TextPackage
+from reprotrain.packaging.runtime import (
+    PackageError,
+    PackageVerificationError,
+    TextPackage,
+    compare_predictions,
+)
 
 log = logging.getLogger(__name__)
 
@@ -72,10 +77,8 @@ def export_text_onnx(model: nn.Module, folder: Path, precision: str) -> str:
     for module in ("onnx", "onnxruntime"):
         require_onnx(module)
     copy_ = copy.deepcopy(model).cpu().float().eval()
-    try:
+    with contextlib.suppress(AttributeError, ValueError):
         copy_.set_attn_implementation("eager")  # the attention pattern the optimizer fuses
-    except (AttributeError, ValueError):
-        pass
     module = _Logits(copy_).eval()
     length = max(4, min(16, int(getattr(model.config, "max_position_embeddings", 16))))
     ids = torch.full((2, length), 1, dtype=torch.long)
@@ -84,7 +87,6 @@ def export_text_onnx(model: nn.Module, folder: Path, precision: str) -> str:
     fp32 = Path(folder) / FILES["fp32"]
     fp32.parent.mkdir(parents=True, exist_ok=True)
     traced = fp32.with_name(".traced.onnx")
-    axes = {"batch": 0, "sequence": 1}
     with warnings.catch_warnings(), _quiet():
         warnings.simplefilter("ignore")
         torch.onnx.export(
@@ -94,10 +96,8 @@ def export_text_onnx(model: nn.Module, folder: Path, precision: str) -> str:
             dynamo=False,  # the TorchScript graph is the one onnxruntime's optimizer fuses
             input_names=list(INPUTS),
             output_names=[OUTPUT],
-            dynamic_axes={
-                **{name: {i: axis for axis, i in axes.items()} for name in INPUTS},
-                OUTPUT: {0: "batch"},
-            },
+            dynamic_axes={name: {0: "batch", 1: "sequence"} for name in INPUTS}
+            | {OUTPUT: {0: "batch"}},
             opset_version=17,
         )
         from onnxruntime.transformers.optimizer import optimize_model
@@ -145,15 +145,8 @@ class OnnxTextPackage(TextPackage):
     backend = "onnx"
 
     def __init__(self, session: Any, tokenizer: Any, **kwargs: Any) -> None:
+        super().__init__(None, tokenizer, **kwargs)  # no torch model: the ONNX graph replaces it
         self.session = session
-        self.model = None  # no torch model: the ONNX graph replaces it
-        self.tokenizer = tokenizer
-        self.task = kwargs["task"]
-        self.labels = kwargs["labels"]
-        self.max_length = kwargs["max_length"]
-        self.text_column = kwargs.get("text_column", "text")
-        self.info = kwargs.get("info") or {}
-        self.folder = kwargs.get("folder")
 
     def _logits(self, texts: list[str]) -> np.ndarray:
         enc = self.tokenizer(
@@ -179,8 +172,6 @@ def load_onnx_package(folder: Path, info: dict[str, Any]) -> OnnxTextPackage:
     Raises:
         PackageError: The package is not a text package, or was built without ONNX.
     """
-    from transformers import AutoTokenizer
-
     entry = info.get("onnx") or {}
     if info.get("family") != "transformer" or "file" not in entry:
         raise PackageError(
@@ -191,16 +182,7 @@ def load_onnx_package(folder: Path, info: dict[str, Any]) -> OnnxTextPackage:
     path = Path(folder) / entry["file"]
     if not path.is_file():
         raise PackageError(f"{folder}: package.json names {entry['file']}, which is missing")
-    return OnnxTextPackage(
-        session_for(path),
-        AutoTokenizer.from_pretrained(folder),
-        task=info["task"],
-        labels=info["labels"],
-        max_length=info["max_length"],
-        text_column=info["inputs"]["text_column"],
-        info=info,
-        folder=Path(folder),
-    )
+    return OnnxTextPackage.from_folder(session_for(path), folder, info)
 
 
 def verify_onnx(expected: Any, package: OnnxTextPackage, sample: Any, tolerance: float) -> None:
@@ -213,8 +195,6 @@ def verify_onnx(expected: Any, package: OnnxTextPackage, sample: Any, tolerance:
     Raises:
         PackageVerificationError: The ONNX model disagrees beyond that.
     """
-    from reprotrain.packaging.runtime import compare_predictions
-
     actual = package.predict(sample)
     if package.info["onnx"]["precision"] == "fp32":
         compare_predictions(expected, actual, tolerance, "ONNX export")
@@ -233,13 +213,3 @@ def verify_onnx(expected: Any, package: OnnxTextPackage, sample: Any, tolerance:
             f"ONNX int8 export: labels agree with the in-memory model on {100 * agree:.0f}% "
             f"of the sample, below {100 * INT8_MIN_AGREEMENT:.0f}%; use package.onnx: fp32"
         )
-
-
-__all__ = [
-    "FILES",
-    "OnnxTextPackage",
-    "export_text_onnx",
-    "load_onnx_package",
-    "session_for",
-    "verify_onnx",
-]

@@ -69,7 +69,7 @@ class TextPackage:
 
     def __init__(
         self,
-        model: nn.Module,
+        model: nn.Module | None,
         tokenizer: Any,
         *,
         task: str,
@@ -78,13 +78,30 @@ class TextPackage:
         text_column: str = "text",
         info: dict[str, Any] | None = None,
     ) -> None:
-        self.model = model.eval()
+        self.model = None if model is None else model.eval()  # None: OnnxTextPackage
         self.tokenizer = tokenizer
         self.task = task
         self.labels = labels
         self.max_length = max_length
         self.text_column = text_column
         self.info = info or {}
+
+    @classmethod
+    def from_folder(cls, model: Any, folder: Path, info: dict[str, Any]) -> TextPackage:
+        """The package ``folder`` (its tokenizer and ``package.json`` ``info``) around ``model``."""
+        from transformers import AutoTokenizer
+
+        package = cls(
+            model,
+            AutoTokenizer.from_pretrained(folder),
+            task=info["task"],
+            labels=info["labels"],
+            max_length=info["max_length"],
+            text_column=info["inputs"]["text_column"],
+            info=info,
+        )
+        package.folder = Path(folder)
+        return package
 
     def texts(self, rows: Any, text_column: str | None = None) -> list[str]:
         """The whitespace-normalised texts of ``rows`` (as the clean step normalises them)."""
@@ -247,19 +264,6 @@ _REQUIRED = {
 }
 
 
-def _read_json_object(path: Path) -> dict[str, Any]:
-    """``path`` as a JSON object; ``PackageError`` naming it when it is missing or not one."""
-    if not path.is_file():
-        raise PackageError(f"{path.parent} is not a model package: it has no {path.name}")
-    try:
-        info = json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as err:
-        raise PackageError(f"{path} is not valid JSON ({err}); rebuild the package") from None
-    if not isinstance(info, dict):
-        raise PackageError(f"{path} must hold a JSON object, not {type(info).__name__}")
-    return info
-
-
 def _check_keys(path: Path, info: dict[str, Any], wanted: dict[str, Any]) -> None:
     """Refuse ``info`` unless it holds each key of ``wanted`` with a value of its type."""
     for key, kind in wanted.items():
@@ -280,7 +284,14 @@ def read_package_info(folder: Path) -> dict[str, Any]:
             type; the message names the file and the key.
     """
     path = folder / PACKAGE_FILE
-    info = _read_json_object(path)
+    if not path.is_file():
+        raise PackageError(f"{path.parent} is not a model package: it has no {path.name}")
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as err:
+        raise PackageError(f"{path} is not valid JSON ({err}); rebuild the package") from None
+    if not isinstance(info, dict):
+        raise PackageError(f"{path} must hold a JSON object, not {type(info).__name__}")
     if info.get("format") != FORMAT_VERSION:
         raise PackageError(f"{path}: unsupported package format {info.get('format')!r}")
     family = info.get("family")
@@ -355,7 +366,7 @@ def load_package(folder: str | Path, *, verify: bool = True, backend: str = "tor
 
         return load_onnx_package(folder, info)
     if info["family"] == "transformer":
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+        from transformers import AutoModelForSequenceClassification
 
         from reprotrain.models.transformer import quietly
 
@@ -364,23 +375,11 @@ def load_package(folder: str | Path, *, verify: bool = True, backend: str = "tor
                 f"{folder} has no {WEIGHTS_FILE}; packages load safetensors weights only "
                 "(a pickled pytorch_model.bin is never loaded)"
             )
-        # safetensors only: a pickled pytorch_model.bin is never loaded, whatever is listed
         model = quietly(
             AutoModelForSequenceClassification.from_pretrained, folder, use_safetensors=True
         )
         _check_package_labels(folder, info, model)
-        tokenizer = AutoTokenizer.from_pretrained(folder)
-        package = TextPackage(
-            model,
-            tokenizer,
-            task=info["task"],
-            labels=info["labels"],
-            max_length=info["max_length"],
-            text_column=info["inputs"]["text_column"],
-            info=info,
-        )
-        package.folder = folder
-        return package
+        return TextPackage.from_folder(model, folder, info)
     from safetensors.torch import load_file
 
     try:

@@ -39,7 +39,7 @@ import pandas as pd
 from torch import nn
 
 from reprotrain.artifact import load_artifact, save_artifact
-from reprotrain.atomic import make_temp_dir, replace_dir
+from reprotrain.atomic import writing_dir
 from reprotrain.models import from_artifact, to_artifact
 from reprotrain.params import FitParams, TaskParams
 
@@ -98,10 +98,9 @@ def write_inputs(
     """Empty ``run_dir`` and write the node's inputs into ``run_dir/inputs``."""
     if run_dir.exists():
         shutil.rmtree(run_dir)
+    for sub in ("inputs", "ranks", "errors", "logs"):
+        (run_dir / sub).mkdir(parents=True)
     inputs = run_dir / "inputs"
-    for sub in ("ranks", "errors", "logs"):
-        (run_dir / sub).mkdir(parents=True, exist_ok=True)
-    inputs.mkdir(parents=True)
     save_artifact(to_artifact(model), str(inputs / "initial_model"))
     train_set.to_parquet(inputs / "train.parquet")
     if validation_set is not None:
@@ -130,21 +129,9 @@ def write_result(run_dir: Path, model: nn.Module, history: pd.DataFrame) -> None
     Everything goes to a temporary folder first, which is renamed into place: a reader sees
     the whole result or none.
     """
-    final = str(Path(run_dir) / "result")
-    tmp = make_temp_dir(final)
-    try:
-        save_artifact(to_artifact(model), os.path.join(tmp, "trained_model"))
-        history.to_parquet(os.path.join(tmp, "history.parquet"))
-        replace_dir(tmp, final)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def read_result(run_dir: Path) -> tuple[nn.Module, pd.DataFrame]:
-    """The model (train mode) and history that rank 0 wrote."""
-    result = Path(run_dir) / "result"
-    model = from_artifact(load_artifact(str(result / "trained_model")))
-    return model.train(), pd.read_parquet(result / "history.parquet")
+    with writing_dir(Path(run_dir) / "result") as tmp:
+        save_artifact(to_artifact(model), str(tmp / "trained_model"))
+        history.to_parquet(tmp / "history.parquet")
 
 
 def model_from_checkpoint(run_dir: Path, p: FitParams) -> nn.Module:
@@ -172,12 +159,6 @@ def model_from_checkpoint(run_dir: Path, p: FitParams) -> nn.Module:
     )
     log.info("rank 0 read the trained weights from %s", path)
     return model
-
-
-def rank_reports(run_dir: Path) -> list[dict]:
-    """The ``ranks/rank-<k>.json`` reports, by rank."""
-    files = sorted((Path(run_dir) / "ranks").glob("rank-*.json"))
-    return sorted((json.loads(f.read_text()) for f in files), key=lambda r: r["rank"])
 
 
 # ------------------------------------------------------------------------------ commands
@@ -317,8 +298,11 @@ def launch(
         raise DistributedTrainingError(
             f"the ranks exited cleanly but rank 0 wrote no result in {run_dir / 'result'}"
         )
-    trained, history = read_result(run_dir)
-    for report in rank_reports(run_dir):
+    # the model (train mode) and history that rank 0 wrote
+    trained = from_artifact(load_artifact(str(run_dir / "result" / "trained_model"))).train()
+    history = pd.read_parquet(run_dir / "result" / "history.parquet")
+    reports = [json.loads(f.read_text()) for f in (run_dir / "ranks").glob("rank-*.json")]
+    for report in sorted(reports, key=lambda r: r["rank"]):
         log.info("rank %(rank)d on %(host)s: %(steps)d optimizer steps, %(rows)d rows", report)
     shutil.rmtree(run_dir / "inputs")
     shutil.rmtree(run_dir / "result")

@@ -28,9 +28,10 @@ class TaskLockedError(RuntimeError):
     """Another training run of the same task holds the task's lock."""
 
 
-def _holder(text: str) -> dict:
+def _holder(fd: int) -> dict:
+    """What the lock file open as ``fd`` says of its holder (``{}``: nothing readable)."""
     try:
-        found = json.loads(text)
+        found = json.loads(os.pread(fd, 4096, 0).decode(errors="replace"))
     except ValueError:
         return {}
     return found if isinstance(found, dict) else {}
@@ -57,14 +58,13 @@ def task_lock(checkpoint_dir: str | Path) -> Iterator[Path]:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = _holder(os.pread(fd, 4096, 0).decode(errors="replace"))
             raise TaskLockedError(
-                f"another training run of this task is in progress ({_describe(holder)}): it "
+                f"another training run of this task is in progress ({_describe(_holder(fd))}): it "
                 f"holds {path}. Wait for it to finish, or stop it. If no such run exists (a "
                 "lock on a shared file system can outlive its process on another host), "
                 f"delete {path} and run again."
             ) from None
-        previous = _holder(os.pread(fd, 4096, 0).decode(errors="replace"))
+        previous = _holder(fd)
         if previous:
             log.warning(
                 "taking over the training lock %s of a run that ended without releasing it "

@@ -8,7 +8,6 @@ line every ``every_s`` seconds (and at each validation) instead.
 from __future__ import annotations
 
 import logging
-import sys
 import time
 from typing import Any
 
@@ -17,11 +16,6 @@ from lightning.pytorch.callbacks import Callback
 log = logging.getLogger(__name__)
 
 EVERY_S = 30.0  # seconds between two progress lines
-
-
-def on_a_terminal() -> bool:
-    """Whether stdout is an interactive terminal (where the progress bar draws)."""
-    return sys.stdout.isatty()
 
 
 def _clock(seconds: float) -> str:

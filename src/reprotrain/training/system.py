@@ -18,17 +18,16 @@ class TrainingDivergedError(FloatingPointError):
     """The training loss became infinite or NaN: the weights are no longer usable."""
 
 
-def _no_decay(name: str, param: nn.Parameter) -> bool:
-    """Biases, norms and other 1-d parameters get neither weight decay nor L1."""
-    return param.ndim < 2 or "norm" in name.lower() or name.endswith(".bias")
-
-
 def split_decay_groups(model: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
-    """(weights that are regularised, parameters that are not)."""
+    """(weights that are regularised, parameters that are not).
+
+    Biases, norms and other 1-d parameters get neither weight decay nor L1.
+    """
     decay, plain = [], []
     for name, param in model.named_parameters():
         if param.requires_grad:
-            (plain if _no_decay(name, param) else decay).append(param)
+            no_decay = param.ndim < 2 or "norm" in name.lower() or name.endswith(".bias")
+            (plain if no_decay else decay).append(param)
     return decay, plain
 
 

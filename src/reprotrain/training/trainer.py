@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import warnings
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +32,7 @@ from reprotrain.models import pad_token_id
 from reprotrain.params import FitParams, ParameterError, TaskParams, TrainerParams
 from reprotrain.training.budget import FloorEarlyStopping, TrainingPlan, plan_training
 from reprotrain.training.data import ResumableLoader, make_loader
-from reprotrain.training.progress import ProgressLog, on_a_terminal
+from reprotrain.training.progress import ProgressLog
 from reprotrain.training.system import TrainingSystem
 
 log = logging.getLogger(__name__)
@@ -80,12 +82,6 @@ class FileCheckpointIO(TorchCheckpointIO):
             torch.save(checkpoint, tmp)
 
 
-def last_checkpoint(checkpoint_dir: str | Path) -> Path | None:
-    """The ``last.ckpt`` in ``checkpoint_dir``, if a previous run left one."""
-    path = Path(checkpoint_dir) / f"{LAST}.ckpt"
-    return path if path.is_file() else None
-
-
 def check_checkpoint(path: str | Path) -> dict[str, Any]:
     """Fail clearly when the checkpoint to resume from cannot be read (truncated, corrupt).
 
@@ -115,20 +111,6 @@ def check_checkpoint(path: str | Path) -> dict[str, Any]:
     return state
 
 
-def resume_loader(loader: Any, checkpoint: dict[str, Any]) -> None:
-    """Hand the training loader its saved position (mid-epoch checkpoints).
-
-    Lightning would do this itself, but ``configure_optimizers`` reads
-    ``estimated_stepping_batches``, which sets the loader up before Lightning restores the
-    loops' state, and Lightning then never hands the saved state back (lightning 2.6;
-    Lightning-AI/pytorch-lightning#20550, open).
-    """
-    loops = checkpoint.get("loops", {}).get("fit_loop", {}).get("state_dict", {})
-    states = loops.get("combined_loader") or []
-    if states and isinstance(loader, ResumableLoader):
-        loader.load_state_dict(states[0])
-
-
 def build_trainer(
     p: FitParams,
     plan: TrainingPlan,
@@ -152,39 +134,30 @@ def build_trainer(
             "multi-device training goes through reprotrain.training.launcher.launch"
         )
     strategy = "ddp" if world_size > 1 and t.strategy == "auto" else t.strategy
-    best = ModelCheckpoint(
-        dirpath=p.checkpoint_dir,
-        filename=BEST,
-        monitor=plan.monitor,
-        mode=plan.mode,
-        save_top_k=1,
-        enable_version_counter=False,
+    checkpoint = partial(
+        ModelCheckpoint, dirpath=p.checkpoint_dir, save_top_k=1, enable_version_counter=False
     )
     # Lightning's save_last writes last.ckpt only when a new best is saved; resume needs the
     # latest state, so a second, unmonitored callback overwrites last.ckpt at every save.
-    last = ModelCheckpoint(
-        dirpath=p.checkpoint_dir, filename=LAST, save_top_k=1, enable_version_counter=False
-    )
-    cbs: list[Callback] = [best, last]
+    cbs: list[Callback] = [
+        checkpoint(filename=BEST, monitor=plan.monitor, mode=plan.mode),
+        checkpoint(filename=LAST),
+    ]
     if t.checkpoint_every_minutes or t.checkpoint_every_n_steps:
         # resume state within long epochs too (a crash loses at most one interval)
         every = t.checkpoint_every_minutes
         cbs.append(
-            ModelCheckpoint(
-                dirpath=p.checkpoint_dir,
+            checkpoint(
                 filename=LAST,
-                save_top_k=1,
-                enable_version_counter=False,
                 every_n_train_steps=t.checkpoint_every_n_steps,
                 train_time_interval=timedelta(minutes=every) if every else None,
             )
         )
-    cbs.append(FreshStart(p))
-    cbs.append(EpochOrder())
+    cbs += [FreshStart(p), EpochOrder()]
     if p.ema is not None:
         cbs.append(WeightAveraging(avg_fn=get_ema_avg_fn(p.ema)))
     cbs.extend(callbacks or [])
-    terminal = on_a_terminal()
+    terminal = sys.stdout.isatty()  # where the progress bar draws
     if not terminal:  # a log file: progress as periodic lines instead of a bar
         cbs.append(ProgressLog())
     es = t.early_stopping
@@ -454,7 +427,7 @@ def smallest_class(validation_set: pd.DataFrame, task: TaskParams) -> int | None
     """The validation rows of the rarest class (0 if one has none); ``None`` for regression."""
     if task.type != "classification":
         return None
-    counts = np.bincount(validation_set["label"].to_numpy(), minlength=len(task.labels or []))
+    counts = np.bincount(validation_set["label"].to_numpy(), minlength=len(task.labels))
     return int(counts.min())
 
 
@@ -492,32 +465,38 @@ def make_loaders(
 
 
 def prepare_resume(
-    trainer: L.Trainer, train_loader: DataLoader, p: FitParams, rank: int
+    trainer: L.Trainer, train_loader: ResumableLoader, p: FitParams, rank: int
 ) -> Path | None:
     """Wire the loader to Lightning's batch count; the checkpoint to resume from, if any.
 
     A resumed run checks its checkpoints now (not when training ends), skips the batches of
     the interrupted epoch already trained on, and carries the earlier history over.
     """
-    if isinstance(train_loader, ResumableLoader):
-        # the batches of this epoch trained on, as Lightning counts them (saved with each
-        # checkpoint, so that a resumed run skips exactly those)
-        loop = trainer.fit_loop.epoch_loop
-        train_loader.progress = lambda: loop.batch_progress.current.processed
-    resume_from = last_checkpoint(p.checkpoint_dir) if p.resume else None
-    if resume_from is not None:
-        state = check_checkpoint(resume_from)
-        step = int(state.get("global_step", 0))
-        resume_loader(train_loader, state)
-        best_so_far = Path(p.checkpoint_dir, f"{BEST}.ckpt")
-        if best_so_far.is_file():  # loaded when training ends: refuse it now, not then
-            check_checkpoint(best_so_far)
-        if rank == 0:
-            carry_history(p.log_dir, step)
-    if p.resume and resume_from is None:
+    # the batches of this epoch trained on, as Lightning counts them (saved with each
+    # checkpoint, so that a resumed run skips exactly those)
+    loop = trainer.fit_loop.epoch_loop
+    train_loader.progress = lambda: loop.batch_progress.current.processed
+    resume_from = Path(p.checkpoint_dir, f"{LAST}.ckpt")
+    if not p.resume:
+        return None
+    if not resume_from.is_file():
         log.warning(
             "fit.resume is set but %s holds no last.ckpt: starting afresh", p.checkpoint_dir
         )
+        return None
+    state = check_checkpoint(resume_from)
+    # The loader's saved position (mid-epoch checkpoints). Lightning would hand it over itself,
+    # but configure_optimizers reads estimated_stepping_batches, which sets the loader up
+    # before Lightning restores the loops' state, and Lightning then never hands the saved
+    # state back (lightning 2.6; Lightning-AI/pytorch-lightning#20550, open).
+    loops = state.get("loops", {}).get("fit_loop", {}).get("state_dict", {})
+    if loops.get("combined_loader"):
+        train_loader.load_state_dict(loops["combined_loader"][0])
+    best_so_far = Path(p.checkpoint_dir, f"{BEST}.ckpt")
+    if best_so_far.is_file():  # loaded when training ends: refuse it now, not then
+        check_checkpoint(best_so_far)
+    if rank == 0:
+        carry_history(p.log_dir, int(state.get("global_step", 0)))
     return resume_from
 
 

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from reprotrain.params import ParameterError, check_space, parse, set_dotted
+from reprotrain.params import ParameterError, check_space, parse, with_point
 
 log = logging.getLogger(__name__)
 
@@ -81,16 +81,13 @@ def best_parameters(trials: pd.DataFrame, parameters: dict[str, Any], task: dict
         done[tune.metric].idxmin() if tune.direction == "minimize" else done[tune.metric].idxmax()
     )
     row = done.loc[pick]
-    fit: dict[str, Any] = {}
-    for key, value in json.loads(row["point"]).items():
-        fit = set_dotted(fit, key.removeprefix("fit."), value)
     log.info("tune: best trial %d, %s %.4f", row["trial"], tune.metric, row[tune.metric])
     return {
         "trial": int(row["trial"]),
         "objective": tune.metric,
         "value": float(row[tune.metric]),
         "weights_sha256": row["weights_sha256"],
-        "fit": fit,
+        "fit": with_point({}, json.loads(row["point"])),
     }
 
 

@@ -117,30 +117,25 @@ class Objective:
         self.tune, self.fit_raw, self.task, self.threads = tune, fit_raw, task, threads
         self.folder = Path(TRIALS_DIR.format(task=task["name"]))
 
-    def trial_parameters(self, point: dict[str, Any]) -> dict[str, Any]:
-        """The raw fit group the trial trains with (its own folders, no copy of best.ckpt)."""
-        raw = with_point(self.fit_raw, point)
-        if self.threads:
-            raw = with_point(raw, {"trainer.num_threads": self.threads})
-        return raw
-
     def __call__(self, trial: optuna.Trial) -> float:
         """Train the trial's model and return its validation score."""
         point = sample(trial, self.tune)
-        raw = self.trial_parameters(point)
+        if self.threads:
+            point["fit.trainer.num_threads"] = self.threads
         folder = self.folder / f"trial_{trial.number}"
-        paths = {
+        # the trial's own folders, no copy of best.ckpt
+        raw = {
+            **with_point(self.fit_raw, point),
             "checkpoint_dir": str(folder / "checkpoints"),
             "log_dir": str(folder / "logs"),
             "best_checkpoint": None,
         }
-        p = parse("fit", {**raw, **paths}, self.task)
-        extra = {"fit.trainer.num_threads": self.threads} if self.threads else {}
-        trial.set_user_attr("point", {**point, **extra})
+        p = parse("fit", raw, self.task)
+        trial.set_user_attr("point", point)
         start = time.perf_counter()
         pruning = PruneOnValidation(trial, self.tune.metric)
         try:
-            model = build_model(self.train_set, {**raw, **paths}, self.task)
+            model = build_model(self.train_set, raw, self.task)
             task = parse("task", self.task)
             trained, history = fit(
                 model, self.train_set, self.validation_set, p, task, callbacks=[pruning]
@@ -175,16 +170,10 @@ def make_study(tune: TuneParams, storage: Any = None, name: str = "tune") -> opt
     )
 
 
-class LogTrial:
-    """One line per finished trial: its state, score, duration and the best so far."""
-
-    def __init__(self, tune: TuneParams) -> None:
-        self.tune = tune
-
-    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        """Log the trial that just finished."""
-        state = trial.state.name.lower()
-        value = f" {self.tune.metric} {trial.value:.4f}" if trial.value is not None else ""
+def _optimize(study: optuna.Study, objective: Objective, tune: TuneParams) -> None:
+    def log_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        """One line per finished trial: its state, score, duration and the best so far."""
+        value = f" {tune.metric} {trial.value:.4f}" if trial.value is not None else ""
         try:
             best = f"; best {study.best_value:.4f} (trial {study.best_trial.number})"
         except ValueError:  # no complete trial yet
@@ -192,15 +181,13 @@ class LogTrial:
         log.info(
             "tune: trial %d %s%s in %.0f s%s",
             trial.number,
-            state,
+            trial.state.name.lower(),
             value,
             trial.user_attrs.get("duration_s", 0.0),
             best,
         )
 
-
-def _optimize(study: optuna.Study, objective: Objective, tune: TuneParams) -> None:
-    callbacks: list[Any] = [LogTrial(tune)]
+    callbacks: list[Any] = [log_trial]
     if tune.trials:
         callbacks.append(optuna.study.MaxTrialsCallback(tune.trials, states=None))
     study.optimize(
@@ -270,22 +257,18 @@ def trial_table(study: optuna.Study, tune: TuneParams) -> pd.DataFrame:
     for t in sorted(study.trials, key=lambda t: t.number):
         point = {k: t.params.get(k) for k in tune.space}
         for key, entry in tune.space.items():  # lists were stored as JSON text
-            if isinstance(entry, SpaceChoice) and isinstance(point[key], str):
-                if not all(isinstance(c, str) for c in entry.choices):
-                    point[key] = json.loads(point[key])
+            if (
+                isinstance(entry, SpaceChoice)
+                and isinstance(point[key], str)
+                and not all(isinstance(c, str) for c in entry.choices)
+            ):
+                point[key] = json.loads(point[key])
+        last = t.intermediate_values[max(t.intermediate_values)] if t.intermediate_values else None
         rows.append(
             {
                 "trial": t.number,
-                "state": {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed"}.get(
-                    t.state.name, t.state.name.lower()
-                ),
-                tune.metric: t.value
-                if t.value is not None
-                else (
-                    t.intermediate_values[max(t.intermediate_values)]
-                    if t.intermediate_values
-                    else None
-                ),
+                "state": "failed" if t.state.name == "FAIL" else t.state.name.lower(),
+                tune.metric: t.value if t.value is not None else last,
                 "duration_s": t.user_attrs.get("duration_s"),
                 "validations": t.user_attrs.get("validations", 0),
                 "steps": t.user_attrs.get("steps"),

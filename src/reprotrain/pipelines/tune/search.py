@@ -145,7 +145,7 @@ class Objective:
             trial.set_user_attr("weights_sha256", weights_digest(trained.state_dict()))
             return score
         finally:
-            trial.set_user_attr("duration_s", round(time.perf_counter() - start, 1))
+            trial.set_user_attr("duration_s", round(time.perf_counter() - start, 3))
             trial.set_user_attr("validations", len(pruning.seen))
             shutil.rmtree(folder, ignore_errors=True)
 

@@ -351,6 +351,28 @@ class Done:
     stderr: str
 
 
+def reopen_library_log_streams() -> None:
+    """Point Lightning's and torchmetrics' own log handlers at the current stderr if theirs closed.
+
+    Both libraries give their logger a ``StreamHandler`` on the stream of the moment when first
+    imported. Imported inside a test (``capsys``, or click's ``CliRunner`` in
+    :func:`kedro_in_process`), that stream is closed when the test or the run ends, and a later
+    log line of theirs prints a "Logging error" traceback into another run's output.
+    """
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric", "torchmetrics"):
+        for handler in logging.getLogger(name).handlers:
+            stream = getattr(handler, "stream", None)
+            if isinstance(handler, logging.StreamHandler) and getattr(stream, "closed", False):
+                handler.stream = sys.stderr  # not setStream: it flushes the closed one
+
+
+@pytest.fixture(autouse=True)
+def _library_log_streams_stay_open() -> Iterator[None]:
+    """After each test: see :func:`reopen_library_log_streams`."""
+    yield
+    reopen_library_log_streams()
+
+
 def kedro_in_process(root: Path, *args: str) -> Done:
     """``kedro <args>`` (the project's own commands) in ``root``, in this process.
 
@@ -364,6 +386,7 @@ def kedro_in_process(root: Path, *args: str) -> Done:
     from reprotrain.cli import cli
 
     bootstrap_project(root)
+    reopen_library_log_streams()
     log = io.StringIO()
     handler = logging.StreamHandler(log)
     handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))

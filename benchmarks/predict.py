@@ -5,8 +5,8 @@ same threads (2 torch / onnxruntime threads) for every variant, each in a fresh 
 interleaved (order rotated each round):
 
 - ``kedro``: ``kedro run --pipelines=predict`` on them, whole command (wall, start-up incl.);
-- ``ours``: ``load_package(pkg).predict(texts)`` (fp32 torch), batch 64;
-- ``onnx`` / ``int8``: ``load_package(pkg, backend="onnx").predict(texts)``, batch 64;
+- ``ours``: ``load_package(pkg).predict(texts)`` (fp32 torch), its default batch (32);
+- ``onnx`` / ``int8``: ``load_package(pkg, backend="onnx").predict(texts)``, the same batch;
 - ``hf64``: ``transformers.pipeline("text-classification", model=pkg, batch_size=64,
   truncation=True)``; ``hf1``: the same with the pipeline's default batch (1).
 
@@ -71,7 +71,7 @@ def worker(variant: str, package: str, texts_csv: str, out: str) -> None:
         pkg = load_package(package, backend=backend)
         load_s = time.perf_counter() - t0
         t1 = time.perf_counter()
-        pred = pkg.predict(texts, batch_size=64)
+        pred = pkg.predict(texts)  # the package's default batch
         predict_s = time.perf_counter() - t1
         labels, scores = pred["label"].tolist(), pred["score"].tolist()
     np.savez(out, labels=np.asarray(labels, dtype=object), scores=np.asarray(scores))

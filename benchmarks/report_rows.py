@@ -46,7 +46,7 @@ def predict_rows(p: dict[str, Any]) -> list[str]:
     f, q, n = p["figures"], p["quality"], p["texts"]
     ours = f.get("predict_s_ours")
     rows = [
-        f"| 7 | `load_package(pkg).predict`, {n} texts, batch 64 (s) | {_fmt(ours, ' s')} | "
+        f"| 7 | `load_package(pkg).predict`, {n} texts, default batch 32 (s) | {_fmt(ours, ' s')} | "
         f"`pipeline(..., batch_size=64)` {_fmt(f.get('predict_s_hf64'), ' s')} | "
         f"{_fmt(f.get('speed_ours_vs_hf64'), '×')} speed | ≥ 1.5× | "
         f"{_verdict(_med(f.get('speed_ours_vs_hf64')), lambda x: x >= 1.5)} |",

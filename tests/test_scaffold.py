@@ -306,7 +306,7 @@ def test_a_text_env_takes_the_checkpoint_from_conf_base(project, capsys):
     assert load_parameters("convert", conf, "mail")["batch_size"] == 1000
     assert load_parameters("predict", conf, "mail") == {
         "text_column": "message",
-        "batch_size": 64,
+        "batch_size": 32,
         "log_every_s": 30,
         "backend": "torch",
     }

@@ -184,7 +184,7 @@ def predict_yml(text_column: str | None) -> str:
         HEADER
         + "predict:\n"
         + (f"  text_column: {text_column}\n" if text_column else "")
-        + f"  batch_size: {64 if text_column else 256}\n"
+        + f"  batch_size: {32 if text_column else 256}\n"
     )
 
 

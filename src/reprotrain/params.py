@@ -350,7 +350,9 @@ class PredictParams(_Params):
     """
 
     text_column: str | None = None
-    batch_size: int = Field(64, gt=0)
+    # texts per forward pass: 32 predicted fastest on a CPU, in torch and onnxruntime alike
+    # (benchmarks/RESULTS.md, row 7); a GPU takes more
+    batch_size: int = Field(32, gt=0)
     # seconds between two progress lines ("1200 of 100000 rows, 71 rows/s, about 0:22:10
     # left"); a table predicted within this time logs none
     log_every_s: float = Field(30.0, ge=0)

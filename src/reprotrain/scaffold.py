@@ -651,7 +651,7 @@ def parameter_groups(plan: Plan) -> dict[str, dict[str, Any]]:
             }
         },
         "parameters_predict.yml": {
-            "predict": {"text_column": plan.text_column, "batch_size": 64 if text else 256}
+            "predict": {"text_column": plan.text_column, "batch_size": 32 if text else 256}
         },
     }
 

@@ -118,7 +118,7 @@ class TextPackage:
 
     @torch.inference_mode()
     def outputs(
-        self, rows: Any, *, batch_size: int = 64, text_column: str | None = None
+        self, rows: Any, *, batch_size: int = 32, text_column: str | None = None
     ) -> np.ndarray:
         """Raw model outputs for every row, in row order (texts batched by length)."""
         texts = self.texts(rows, text_column)
@@ -136,7 +136,7 @@ class TextPackage:
         return self.model(**enc).logits.float().cpu().numpy()
 
     def predict(
-        self, rows: Any, *, batch_size: int = 64, text_column: str | None = None
+        self, rows: Any, *, batch_size: int = 32, text_column: str | None = None
     ) -> pd.DataFrame:
         """Label and score (classification) or prediction (regression) for every row.
 

@@ -163,3 +163,10 @@ def test_nested_runtime_params_deep_merge_under_an_env_without_that_group(tmp_pa
     assert fit.model.family == "transformer" and fit.trainer.min_steps == 300  # from base
     split = parse("split", params["split"], params["task"])
     assert (split.train, split.validation, split.test) == (0.7, 0.2, 0.1)  # test from base
+
+
+def test_predict_batch_default_is_the_packages_own():
+    from reprotrain.packaging.runtime import TEXT_BATCH
+    from reprotrain.params import PredictParams
+
+    assert PredictParams().batch_size == TEXT_BATCH

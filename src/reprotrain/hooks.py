@@ -130,9 +130,8 @@ class PredictionsPathHook:
         for what, other in _protected(catalog, project):
             why = _overlap(target, other, what)
             if why:
-                shown = os.path.relpath(target) if "://" not in target else target
                 raise SystemExit(
-                    f"error: refusing to write predictions to {shown}: {why}. "
+                    f"error: refusing to write predictions to {_shown(target)}: {why}. "
                     f"Nothing was written. Give a new file, e.g. --params predictions="
                     f"data/07_model_output/<name>.csv, or change the catalog's 'predictions'."
                 )
@@ -186,16 +185,20 @@ def _protected(catalog: Any, project: Path) -> list[tuple[str, str]]:
 def _overlap(target: str, other: str, what: str) -> str | None:
     """Why writing ``target`` would destroy ``other`` (``what``): it is ``other``, lies
     inside it, or holds it; ``None`` when it would not."""
-    shown = other if "://" in other else os.path.relpath(other)
     if _inside(target, other):
-        return f"it lies inside {shown} ({what})"
+        return f"it lies inside {_shown(other)} ({what})"
     if _inside(other, target):
-        return f"it is a folder holding {shown} ({what})"
+        return f"it is a folder holding {_shown(other)} ({what})"
     try:
         same = target == other or os.path.samefile(target, other)  # hard link, case-blind disk
     except OSError:
         same = False
     return f"that file is {what}, which predict would overwrite" if same else None
+
+
+def _shown(path: str) -> str:
+    """``path`` as a message names it: relative to the working folder where it is local."""
+    return path if "://" in path else os.path.relpath(path)
 
 
 def _inside(path: str, folder: str) -> bool:

@@ -350,8 +350,7 @@ class PredictParams(_Params):
     """
 
     text_column: str | None = None
-    # texts per forward pass: 32 predicted fastest on a CPU, in torch and onnxruntime alike
-    # (benchmarks/RESULTS.md, row 7); a GPU takes more
+    # texts per forward pass: packaging.runtime.TEXT_BATCH, the fastest on a CPU; a GPU takes more
     batch_size: int = Field(32, gt=0)
     # seconds between two progress lines ("1200 of 100000 rows, 71 rows/s, about 0:22:10
     # left"); a table predicted within this time logs none

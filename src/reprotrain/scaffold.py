@@ -22,7 +22,6 @@ import argparse
 import json
 import os
 import re
-import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +31,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from reprotrain.atomic import make_temp_dir, replace_dir
+from reprotrain.atomic import writing_dir
 from reprotrain.features import as_missing
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -744,14 +743,10 @@ def write_env(conf: Path, env: str, files: dict[str, str], force: bool = False) 
         raise ScaffoldError(
             f"conf/{env}/ exists already: replace it (--force) or choose another --env?"
         )
-    tmp = make_temp_dir(str(target))
-    try:
-        os.chmod(tmp, 0o755)  # a configuration folder, readable as any other
+    with writing_dir(target) as tmp:
+        tmp.chmod(0o755)  # a configuration folder, readable as any other
         for file_name, text in files.items():
-            (Path(tmp) / file_name).write_text(text, encoding="utf-8")
-        replace_dir(tmp, str(target))
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+            (tmp / file_name).write_text(text, encoding="utf-8")
     return target
 
 

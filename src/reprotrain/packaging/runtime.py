@@ -26,6 +26,10 @@ from reprotrain.packaging.manifest import verify_manifest
 
 log = logging.getLogger(__name__)
 
+# texts per forward pass: the fastest on a CPU, in torch and onnxruntime alike (benchmarks/
+# RESULTS.md, row 7); predict.batch_size defaults to the same (params.py imports no torch)
+TEXT_BATCH = 32
+
 
 class PackageError(ValueError):
     """A package cannot be written, loaded or used."""
@@ -118,7 +122,7 @@ class TextPackage:
 
     @torch.inference_mode()
     def outputs(
-        self, rows: Any, *, batch_size: int = 32, text_column: str | None = None
+        self, rows: Any, *, batch_size: int = TEXT_BATCH, text_column: str | None = None
     ) -> np.ndarray:
         """Raw model outputs for every row, in row order (texts batched by length)."""
         texts = self.texts(rows, text_column)
@@ -136,7 +140,7 @@ class TextPackage:
         return self.model(**enc).logits.float().cpu().numpy()
 
     def predict(
-        self, rows: Any, *, batch_size: int = 32, text_column: str | None = None
+        self, rows: Any, *, batch_size: int = TEXT_BATCH, text_column: str | None = None
     ) -> pd.DataFrame:
         """Label and score (classification) or prediction (regression) for every row.
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 
+import pandas as pd
+import pytest
 import torch
 from lightning.pytorch.callbacks import Callback
 
-from tests.pipelines.fit.test_nodes import mlp_params, run, tabular
+from tests.pipelines.fit.test_nodes import mlp_params, run, tabular, weights
 
 
 class GradientsAtBatchStart(Callback):
@@ -98,3 +100,54 @@ def test_deterministic_fits_skip_the_nan_fill_and_train_the_same_weights(
     assert torch.utils.deterministic.fill_uninitialized_memory is True
     torch.utils.deterministic.fill_uninitialized_memory = False
     assert torch.equal(weights(model), weights(filled))
+
+
+class Stop(Callback):
+    """Stops training after optimiser step ``at``, as a time budget does (``None``: never)."""
+
+    def __init__(self, at: int | None = None) -> None:
+        self.at = at
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        if trainer.global_step == self.at:
+            trainer.should_stop = True
+
+
+class LossAtEveryStep(Stop):
+    """Makes the system log ``train/loss`` at every step, as it did before it logged it only
+    where read."""
+
+    def on_train_batch_start(self, trainer, module, batch, batch_idx) -> None:
+        module._loss_every_step = True
+
+
+def best_score(tmp_path) -> float:
+    state = torch.load(tmp_path / "ckpt" / "best.ckpt", weights_only=False)["callbacks"]
+    return next(float(s["best_model_score"]) for s in state.values() if s.get("monitor"))
+
+
+@pytest.mark.parametrize(
+    ("trainer", "validation", "stop_at"),
+    [
+        ({"log_every_n_steps": 3}, True, None),
+        ({"log_every_n_steps": 2, "accumulate_grad_batches": 2}, True, None),
+        ({"log_every_n_steps": 4}, True, 5),  # a stop off the logging interval is written too
+        # no validation: the best checkpoint by train/loss at each epoch's end (every 6 steps)
+        ({"log_every_n_steps": 4}, False, None),
+        ({"log_every_n_steps": 4, "max_steps": 9}, False, None),  # the run ends mid-epoch
+    ],
+)
+def test_train_loss_logged_only_where_read_gives_the_history_of_every_step(
+    tmp_path, trainer, validation, stop_at
+):
+    trainer = {"max_epochs": 3, **trainer}
+    data = (tabular(96), tabular(32, 1) if validation else None)
+    runs = {
+        name: run(mlp_params(tmp_path / name, trainer=trainer), *data, callbacks=[callback])
+        for name, callback in (("gated", Stop(stop_at)), ("every", LossAtEveryStep(stop_at)))
+    }
+    (gated, history), (every, reference) = runs["gated"], runs["every"]
+    pd.testing.assert_frame_equal(history, reference)
+    assert history["train/loss"].notna().sum() >= 2
+    assert torch.equal(weights(gated), weights(every))
+    assert best_score(tmp_path / "gated") == best_score(tmp_path / "every")

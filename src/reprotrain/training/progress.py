@@ -45,7 +45,7 @@ class ProgressLog(Callback):
         now = time.monotonic()
         if now - self._last >= self.every_s:
             self._last = now
-            self._log(trainer, now)
+            self._log(trainer, pl_module, now)
 
     def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
         """Log the validation metrics as they are computed."""
@@ -59,11 +59,11 @@ class ProgressLog(Callback):
         shown = ", ".join(f"{k} {v:.4f}" for k, v in sorted(scores.items()))
         log.info("validation at step %d: %s", trainer.global_step, shown)
 
-    def _log(self, trainer: Any, now: float) -> None:
+    def _log(self, trainer: Any, pl_module: Any, now: float) -> None:
         elapsed = now - self._start
         step, cap = trainer.global_step, trainer.estimated_stepping_batches
         rate = self._samples / elapsed if elapsed else 0.0
-        loss = trainer.callback_metrics.get("train/loss")
+        loss = getattr(pl_module, "last_loss", None)  # TrainingSystem logs it only where read
         left = (
             f", at most {_clock(elapsed / step * (cap - step))} left at the step cap"
             if step and cap != float("inf")

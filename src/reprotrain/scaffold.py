@@ -180,7 +180,7 @@ def read_table(path: Path) -> pd.DataFrame:
 def _numbers_as_clean_reads_them(frame: pd.DataFrame) -> pd.DataFrame:
     """Columns whose values are all numbers or missing-value markers, as numbers."""
     for c in frame.columns:
-        if not pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c]):
+        if not pd.api.types.is_numeric_dtype(frame[c]):  # booleans count as numeric
             marked = as_missing(frame[c])
             numbers = pd.to_numeric(marked, errors="coerce")
             if marked.notna().any() and numbers.notna().sum() == marked.notna().sum():
@@ -418,10 +418,8 @@ def _pick_text(roles: dict[str, Role], frame: pd.DataFrame, forced: str | None) 
 def _check_named_columns(
     frame: pd.DataFrame, raw_file: str, label: str, text: str | None, id_column: str | None
 ) -> None:
-    """Refuse an empty table, a named column it lacks, or one column named for two roles."""
+    """Refuse a named column the table lacks, or one column named for two roles."""
     columns = list(frame.columns)
-    if frame.empty:
-        raise ScaffoldError(f"{raw_file} has no rows: is it the right file?")
     for flag, column in (("--label", label), ("--text", text), ("--id", id_column)):
         if column is not None and column not in columns:
             raise ScaffoldError(
@@ -446,7 +444,7 @@ def infer_plan(
     task_type: str | None = None,
     base_task: dict[str, Any] | None = None,
 ) -> Plan:
-    """Infer the task from the table: pure, writes nothing.
+    """Infer the task from the table: pure, writes nothing (main checks ``name`` and ``env``).
 
     Raises:
         ScaffoldError: when a question has no safe answer (see the module docstring).
@@ -455,8 +453,7 @@ def infer_plan(
     name_reason = "given with --name"
     if name is None:
         name, name_reason = sanitise_name(Path(raw_file).stem), "from the file name"
-    check_name(name, "task name")
-    env = check_name(env or name, "env")
+    env = env or name
     base_task = base_task or {}
 
     kind, why, labels, labelled, notes = infer_label(frame[label], task_type)
@@ -732,17 +729,13 @@ def validate(files: dict[str, str], root: Path) -> None:
             params.parse(step, group, task)
 
 
-def write_env(conf: Path, env: str, files: dict[str, str], force: bool = False) -> Path:
+def write_env(conf: Path, env: str, files: dict[str, str]) -> Path:
     """Write ``conf/<env>/`` beside its target, then rename it into place.
 
-    With ``force``, an existing folder is replaced as a whole (no stale file of an earlier
-    scaffold survives); it is moved back if the swap fails.
+    An existing folder (``--force``: main refuses one without) is replaced as a whole, so no
+    stale file of an earlier scaffold survives; it is moved back if the swap fails.
     """
     target = conf / env
-    if target.exists() and not force:
-        raise ScaffoldError(
-            f"conf/{env}/ exists already: replace it (--force) or choose another --env?"
-        )
     with writing_dir(target) as tmp:
         tmp.chmod(0o755)  # a configuration folder, readable as any other
         for file_name, text in files.items():
@@ -881,7 +874,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"new-task: the generated configuration does not validate (a bug):\n{err}\n"
             )
             return 1
-        write_env(conf, plan.env, files, force=args.force)
+        write_env(conf, plan.env, files)
     except ScaffoldError as err:
         sys.stderr.write(f"new-task: {err}\n")
         return 2

@@ -161,10 +161,8 @@ def _location(catalog: Any, name: str) -> str | None:
 def _protected(catalog: Any, project: Path) -> list[tuple[str, str]]:
     """``(description, path)`` of every file and folder that predictions must not touch."""
     found = []
-    for name in catalog.keys():
-        if name == "predictions" or name.startswith("params:") or name == "parameters":
-            continue
-        path = _location(catalog, name)
+    for name in catalog.keys():  # parameters have no file: _location gives None
+        path = None if name == "predictions" else _location(catalog, name)
         if path is not None:
             what = f"catalog dataset '{name}'"
             if name == "predict_input":

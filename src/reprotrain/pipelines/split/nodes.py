@@ -113,12 +113,12 @@ def split_table(
         )
     groups = table[p.group_column].to_numpy() if p.group_column else None
     labels = table["label"].to_numpy()
-    if not np.issubdtype(labels.dtype, np.integer):
+    classes = np.issubdtype(labels.dtype, np.integer)
+    if not classes:
         # Regression targets: stratify on quartiles so each split sees the whole range.
         labels = pd.qcut(labels, q=min(4, len(labels)), labels=False, duplicates="drop")
     which = assign_splits(labels, groups, p, t.seed)
     parts = [table[which == i].reset_index(drop=True) for i in range(3)]
-    classes = np.issubdtype(table["label"].dtype, np.integer)
     names = dict(enumerate(t.labels or []))  # the class name where the task gives it, else the id
     report = {
         name: {

@@ -207,11 +207,8 @@ def _is_number(s: pd.Series) -> bool:
     return pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s)
 
 
-def _is_bool(s: pd.Series) -> bool:
-    values = s.dropna()
-    return pd.api.types.is_bool_dtype(s) or (
-        len(values) > 0 and values.map(lambda v: isinstance(v, bool)).all()
-    )
+def _is_bool(s: pd.Series) -> bool:  # s holds a value (column_role checks)
+    return pd.api.types.is_bool_dtype(s) or s.dropna().map(lambda v: isinstance(v, bool)).all()
 
 
 def as_clean_strings(s: pd.Series) -> pd.Series:
@@ -247,8 +244,8 @@ def _id_like_name(name: str) -> bool:
     return name.strip().lower() in _ID_NAMES or bool(_ID_NAME.fullmatch(name.strip()))
 
 
-def _integer_sequence(s: pd.Series) -> bool:
-    if not _is_number(s) or s.isna().any() or len(s) < 2:
+def _integer_sequence(s: pd.Series) -> bool:  # s: two or more values, none missing
+    if not _is_number(s):
         return False
     values = np.sort(s.to_numpy(dtype="float64"))
     return bool((values == values.round()).all() and (np.diff(values) == 1).all())
@@ -284,7 +281,7 @@ def column_role(s: pd.Series) -> Role:  # noqa: C901 - see the docstring
     if _is_number(s):
         return Role(name, "numeric", f"numbers, {unique:,} distinct")
     strings = as_clean_strings(s)
-    ratio = strings.nunique() / max(len(strings), 1)
+    ratio = strings.nunique() / len(strings)
     words = strings.str.split().str.len().mean()
     chars = strings.str.len().mean()
     if (words >= TEXT_MIN_WORDS or chars >= TEXT_MIN_CHARS) and ratio >= TEXT_MIN_UNIQUE_RATIO:
@@ -334,10 +331,9 @@ def infer_label(  # noqa: C901 - see the docstring
     whole = numeric and bool((values == values.round()).all())
     not_numbers = strings[pd.to_numeric(strings, errors="coerce").isna()]
     if forced == "regression" and len(not_numbers):
-        example = not_numbers.iloc[0]
         raise ScaffoldError(
-            f"label column '{name}' is not numeric (e.g. {example!r}): predict it as a class "
-            f"(drop --type regression)?"
+            f"label column '{name}' is not numeric (e.g. {not_numbers.iloc[0]!r}): predict it "
+            f"as a class (drop --type regression)?"
         )
     if forced:
         task_type, why = forced, "set with --type"
@@ -361,8 +357,7 @@ def infer_label(  # noqa: C901 - see the docstring
     if numeric and pd.api.types.is_float_dtype(s) and whole:
         notes.append(
             f"'{name}' is read as decimals (missing values, or a '.0' in the file), so the "
-            f"classes are named "
-            f"{_short(labels, 3)} as the clean step reads them"
+            f"classes are named {_short(labels, 3)} as the clean step reads them"
         )
     counts = strings.value_counts()
     rare = counts[counts < FEW_ROWS_PER_CLASS]
@@ -723,9 +718,8 @@ def validate(files: dict[str, str], root: Path) -> None:
         base = yaml.safe_load((root / TEXT_FIT).read_text(encoding="utf-8")) or {}
         groups["fit"] = base.get("fit")
     task = groups.pop("task")
-    params.parse("task", task)
     for step, group in groups.items():
-        if step in params.STEP_PARAMS:
+        if step in params.STEP_PARAMS:  # the task is parsed first, with each step
             params.parse(step, group, task)
 
 

@@ -189,15 +189,9 @@ def _numbers_as_clean_reads_them(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def task_group(path: Path) -> dict[str, Any]:
-    """The ``task`` group of a ``globals.yml``."""
-    return (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("task") or {}
-
-
-def read_base_task(conf: Path) -> dict[str, Any]:
-    """The ``task`` group of ``conf/base/globals.yml``."""
-    path = conf / "base" / "globals.yml"
+    """The ``task`` group of a ``globals.yml``; a ``ScaffoldError`` if it cannot be read."""
     try:
-        return task_group(path)
+        return (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("task") or {}
     except (OSError, yaml.YAMLError) as err:
         raise ScaffoldError(f"cannot read {path}: {err}") from None
 
@@ -746,7 +740,7 @@ def envs_naming(conf: Path, name: str, besides: str) -> list[str]:
         try:
             if task_group(path).get("name") == name:
                 found.append(path.parent.name)
-        except (OSError, yaml.YAMLError):
+        except ScaffoldError:
             continue
     return found
 
@@ -853,7 +847,7 @@ def main(argv: list[str] | None = None) -> int:
             text=args.text,
             id_column=args.id_column,
             task_type=args.task_type,
-            base_task=read_base_task(conf),
+            base_task=task_group(conf / "base" / "globals.yml"),
         )
         files = render_files(plan, fit_file(plan, root))
         plan.notes.extend(

@@ -120,18 +120,11 @@ def split_table(
     which = assign_splits(labels, groups, p, t.seed)
     parts = [table[which == i].reset_index(drop=True) for i in range(3)]
     names = dict(enumerate(t.labels or []))  # the class name where the task gives it, else the id
-    report = {
-        name: {
-            "rows": len(part),
-            "labels": {
-                names.get(int(k), str(k)): int(v)
-                for k, v in part["label"].value_counts().sort_index().items()
-            }
-            if classes
-            else {},
-        }
-        for name, part in zip(SPLITS, parts, strict=True)
-    }
+    report = {}
+    for name, part in zip(SPLITS, parts, strict=True):
+        counts = part["label"].value_counts().sort_index().items() if classes else []
+        by_class = {names.get(int(k), str(k)): int(v) for k, v in counts}
+        report[name] = {"rows": len(part), "labels": by_class}
     if classes and p.stratify:
         _warn_missing_classes(report, p)
     empty = [name for name, part in zip(SPLITS, parts, strict=True) if part.empty]

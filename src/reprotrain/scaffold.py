@@ -32,7 +32,7 @@ import pandas as pd
 import yaml
 
 from reprotrain.atomic import writing_dir
-from reprotrain.features import as_missing
+from reprotrain.features import as_missing, label_text
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 RESERVED_ENVS = ("base", "local")  # the project's own configuration, and the user's secrets
@@ -212,8 +212,7 @@ def as_clean_strings(s: pd.Series) -> pd.Series:
 
 def label_strings(s: pd.Series) -> pd.Series:
     """The non-missing labels as the clean step reads them (``str(value).strip()``)."""
-    text = s.astype("object").dropna().map(lambda v: str(v).strip())
-    return text[text != ""]
+    return label_text(s).dropna()
 
 
 def sorted_labels(s: pd.Series) -> list[str]:

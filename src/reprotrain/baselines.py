@@ -82,34 +82,38 @@ def _tuned(
     x_train: Any,
     y_train: np.ndarray,
     x_val: Any,
-    y_val: np.ndarray,
+    y_val: np.ndarray | None,
     regression: bool,
 ) -> BaseEstimator:
     """The estimator of ``C_GRID`` that scores best on validation (the first on a tie)."""
-    if x_val is None or len(y_val) == 0:
+    if x_val is None:
         return make(1.0).fit(x_train, y_train)
     models = [make(c).fit(x_train, y_train) for c in C_GRID]
     return max(models, key=lambda model: _score(y_val, model.predict(x_val), regression))
 
 
-def _features(table: pd.DataFrame) -> np.ndarray:
+def _features(table: pd.DataFrame, vectoriser: FeatureUnion | None) -> Any:
+    """The baselines' inputs: TF-IDF of the text (``vectoriser``), or the numeric features."""
+    if vectoriser is not None:
+        return vectoriser.transform(table["text"].astype(str))
     return table[feature_columns(table)].to_numpy(dtype=np.float64, na_value=np.nan)
 
 
 def _estimators(text: bool, regression: bool, seed: int) -> dict[str, Any]:
     """Name → how to fit it: a factory taking C (tuned on validation) or a fixed estimator."""
+    linear = partial(_linear if text else _dense_linear, regression, seed=seed)
     if text and regression:
-        return {"tfidf_ridge": "linear", "mean": DummyRegressor(strategy="mean")}
+        return {"tfidf_ridge": linear, "mean": DummyRegressor(strategy="mean")}
     if text:
-        return {"tfidf_logreg": "linear"}
+        return {"tfidf_logreg": linear}
     if regression:
         return {
-            "ridge": "linear",
+            "ridge": linear,
             "gradient_boosting": HistGradientBoostingRegressor(random_state=seed),
             "mean": DummyRegressor(strategy="mean"),
         }
     return {
-        "logistic_regression": "linear",
+        "logistic_regression": linear,
         "gradient_boosting": HistGradientBoostingClassifier(random_state=seed),
     }
 
@@ -142,29 +146,22 @@ def predict_baselines(
         log.info("baselines: fitting on %d of %d training rows", max_rows, len(train_set))
         train_set = train_set.sample(n=max_rows, random_state=seed)
     text = "text" in train_set.columns
-    val = validation_set if validation_set is not None and len(validation_set) else None
-    y_train = train_set["label"].to_numpy()
-    y_val = val["label"].to_numpy() if val is not None else np.array([])
-    if text:
-        vectoriser = _text_features().fit(train_set["text"].astype(str))
-        x_train = vectoriser.transform(train_set["text"].astype(str))
-        x_val = vectoriser.transform(val["text"].astype(str)) if val is not None else None
-        x_test = vectoriser.transform(test_set["text"].astype(str))
-        make = partial(_linear, regression, seed=seed)
-    else:
-        x_train, x_test = _features(train_set), _features(test_set)
-        x_val = _features(val) if val is not None else None
-        make = partial(_dense_linear, regression, seed=seed)
+    vectoriser = _text_features().fit(train_set["text"].astype(str)) if text else None
+    x_train, y_train = _features(train_set, vectoriser), train_set["label"].to_numpy()
+    x_val = y_val = None
+    if validation_set is not None and len(validation_set):
+        x_val, y_val = _features(validation_set, vectoriser), validation_set["label"].to_numpy()
+    x_test = _features(test_set, vectoriser)
     out = pd.DataFrame(index=range(len(test_set)))
     for name, how in _estimators(text, regression, seed).items():
         start = time.perf_counter()
         with warnings.catch_warnings():
             # a baseline that has not fully converged is still a baseline; say nothing
             warnings.simplefilter("ignore", ConvergenceWarning)
-            if how == "linear":
-                model = _tuned(make, x_train, y_train, x_val, y_val, regression)
-            else:
+            if isinstance(how, BaseEstimator):
                 model = clone(how).fit(x_train, y_train)
+            else:
+                model = _tuned(how, x_train, y_train, x_val, y_val, regression)
         out[name] = model.predict(x_test).astype(np.float64 if regression else np.int64)
         log.info("baselines: %s fitted in %.1fs", name, time.perf_counter() - start)
     return out

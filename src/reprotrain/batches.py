@@ -54,8 +54,7 @@ class Collator:
 
     def __call__(self, items: list[tuple[object, torch.Tensor]]) -> dict[str, torch.Tensor]:
         labels = torch.stack([y for _, y in items])
-        first = items[0][0]
-        if isinstance(first, torch.Tensor):
+        if isinstance(items[0][0], torch.Tensor):
             return {"features": torch.stack([x for x, _ in items]), "labels": labels}
         width = max(len(x) for x, _ in items)
         ids = np.full((len(items), width), self.pad_token_id, dtype=np.int64)

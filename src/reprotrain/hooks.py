@@ -6,7 +6,7 @@ import difflib
 import logging
 import os
 import re
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
 from kedro.framework.hooks import hook_impl
@@ -161,10 +161,8 @@ def _location(catalog: Any, name: str) -> str | None:
 def _protected(catalog: Any, project: Path) -> list[tuple[str, str]]:
     """``(description, path)`` of every file and folder that predictions must not touch."""
     found = []
-    for name in catalog.keys():
-        if name == "predictions" or name.startswith("params:") or name == "parameters":
-            continue
-        path = _location(catalog, name)
+    for name in catalog.keys():  # parameters have no file: _location gives None
+        path = None if name == "predictions" else _location(catalog, name)
         if path is not None:
             what = f"catalog dataset '{name}'"
             if name == "predict_input":
@@ -185,24 +183,22 @@ def _protected(catalog: Any, project: Path) -> list[tuple[str, str]]:
 def _overlap(target: str, other: str, what: str) -> str | None:
     """Why writing ``target`` would destroy ``other`` (``what``): it is ``other``, lies
     inside it, or holds it; ``None`` when it would not."""
-    if _inside(target, other):
-        return f"it lies inside {_shown(other)} ({what})"
-    if _inside(other, target):
-        return f"it is a folder holding {_shown(other)} ({what})"
     try:
         same = target == other or os.path.samefile(target, other)  # hard link, case-blind disk
     except OSError:
         same = False
-    return f"that file is {what}, which predict would overwrite" if same else None
+    if same:
+        return f"that file is {what}, which predict would overwrite"
+    if PurePath(target).is_relative_to(other):
+        return f"it lies inside {_shown(other)} ({what})"
+    if PurePath(other).is_relative_to(target):
+        return f"it is a folder holding {_shown(other)} ({what})"
+    return None
 
 
 def _shown(path: str) -> str:
     """``path`` as a message names it: relative to the working folder where it is local."""
     return path if "://" in path else os.path.relpath(path)
-
-
-def _inside(path: str, folder: str) -> bool:
-    return path.startswith(folder.rstrip("/") + "/")
 
 
 class NameInputsOnErrorHook:

@@ -32,7 +32,7 @@ import pandas as pd
 import yaml
 
 from reprotrain.atomic import writing_dir
-from reprotrain.features import as_missing
+from reprotrain.features import as_missing, label_text
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 RESERVED_ENVS = ("base", "local")  # the project's own configuration, and the user's secrets
@@ -180,7 +180,7 @@ def read_table(path: Path) -> pd.DataFrame:
 def _numbers_as_clean_reads_them(frame: pd.DataFrame) -> pd.DataFrame:
     """Columns whose values are all numbers or missing-value markers, as numbers."""
     for c in frame.columns:
-        if not pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c]):
+        if not pd.api.types.is_numeric_dtype(frame[c]):  # booleans count as numeric
             marked = as_missing(frame[c])
             numbers = pd.to_numeric(marked, errors="coerce")
             if marked.notna().any() and numbers.notna().sum() == marked.notna().sum():
@@ -189,15 +189,9 @@ def _numbers_as_clean_reads_them(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def task_group(path: Path) -> dict[str, Any]:
-    """The ``task`` group of a ``globals.yml``."""
-    return (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("task") or {}
-
-
-def read_base_task(conf: Path) -> dict[str, Any]:
-    """The ``task`` group of ``conf/base/globals.yml``."""
-    path = conf / "base" / "globals.yml"
+    """The ``task`` group of a ``globals.yml``; a ``ScaffoldError`` if it cannot be read."""
     try:
-        return task_group(path)
+        return (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("task") or {}
     except (OSError, yaml.YAMLError) as err:
         raise ScaffoldError(f"cannot read {path}: {err}") from None
 
@@ -207,11 +201,8 @@ def _is_number(s: pd.Series) -> bool:
     return pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s)
 
 
-def _is_bool(s: pd.Series) -> bool:
-    values = s.dropna()
-    return pd.api.types.is_bool_dtype(s) or (
-        len(values) > 0 and values.map(lambda v: isinstance(v, bool)).all()
-    )
+def _is_bool(s: pd.Series) -> bool:  # s holds a value (column_role checks)
+    return pd.api.types.is_bool_dtype(s) or s.dropna().map(lambda v: isinstance(v, bool)).all()
 
 
 def as_clean_strings(s: pd.Series) -> pd.Series:
@@ -221,8 +212,7 @@ def as_clean_strings(s: pd.Series) -> pd.Series:
 
 def label_strings(s: pd.Series) -> pd.Series:
     """The non-missing labels as the clean step reads them (``str(value).strip()``)."""
-    text = s.astype("object").dropna().map(lambda v: str(v).strip())
-    return text[text != ""]
+    return label_text(s).dropna()
 
 
 def sorted_labels(s: pd.Series) -> list[str]:
@@ -247,8 +237,8 @@ def _id_like_name(name: str) -> bool:
     return name.strip().lower() in _ID_NAMES or bool(_ID_NAME.fullmatch(name.strip()))
 
 
-def _integer_sequence(s: pd.Series) -> bool:
-    if not _is_number(s) or s.isna().any() or len(s) < 2:
+def _integer_sequence(s: pd.Series) -> bool:  # s: two or more values, none missing
+    if not _is_number(s):
         return False
     values = np.sort(s.to_numpy(dtype="float64"))
     return bool((values == values.round()).all() and (np.diff(values) == 1).all())
@@ -284,7 +274,7 @@ def column_role(s: pd.Series) -> Role:  # noqa: C901 - see the docstring
     if _is_number(s):
         return Role(name, "numeric", f"numbers, {unique:,} distinct")
     strings = as_clean_strings(s)
-    ratio = strings.nunique() / max(len(strings), 1)
+    ratio = strings.nunique() / len(strings)
     words = strings.str.split().str.len().mean()
     chars = strings.str.len().mean()
     if (words >= TEXT_MIN_WORDS or chars >= TEXT_MIN_CHARS) and ratio >= TEXT_MIN_UNIQUE_RATIO:
@@ -334,10 +324,9 @@ def infer_label(  # noqa: C901 - see the docstring
     whole = numeric and bool((values == values.round()).all())
     not_numbers = strings[pd.to_numeric(strings, errors="coerce").isna()]
     if forced == "regression" and len(not_numbers):
-        example = not_numbers.iloc[0]
         raise ScaffoldError(
-            f"label column '{name}' is not numeric (e.g. {example!r}): predict it as a class "
-            f"(drop --type regression)?"
+            f"label column '{name}' is not numeric (e.g. {not_numbers.iloc[0]!r}): predict it "
+            f"as a class (drop --type regression)?"
         )
     if forced:
         task_type, why = forced, "set with --type"
@@ -361,8 +350,7 @@ def infer_label(  # noqa: C901 - see the docstring
     if numeric and pd.api.types.is_float_dtype(s) and whole:
         notes.append(
             f"'{name}' is read as decimals (missing values, or a '.0' in the file), so the "
-            f"classes are named "
-            f"{_short(labels, 3)} as the clean step reads them"
+            f"classes are named {_short(labels, 3)} as the clean step reads them"
         )
     counts = strings.value_counts()
     rare = counts[counts < FEW_ROWS_PER_CLASS]
@@ -418,10 +406,8 @@ def _pick_text(roles: dict[str, Role], frame: pd.DataFrame, forced: str | None) 
 def _check_named_columns(
     frame: pd.DataFrame, raw_file: str, label: str, text: str | None, id_column: str | None
 ) -> None:
-    """Refuse an empty table, a named column it lacks, or one column named for two roles."""
+    """Refuse a named column the table lacks, or one column named for two roles."""
     columns = list(frame.columns)
-    if frame.empty:
-        raise ScaffoldError(f"{raw_file} has no rows: is it the right file?")
     for flag, column in (("--label", label), ("--text", text), ("--id", id_column)):
         if column is not None and column not in columns:
             raise ScaffoldError(
@@ -446,7 +432,7 @@ def infer_plan(
     task_type: str | None = None,
     base_task: dict[str, Any] | None = None,
 ) -> Plan:
-    """Infer the task from the table: pure, writes nothing.
+    """Infer the task from the table: pure, writes nothing (main checks ``name`` and ``env``).
 
     Raises:
         ScaffoldError: when a question has no safe answer (see the module docstring).
@@ -455,8 +441,7 @@ def infer_plan(
     name_reason = "given with --name"
     if name is None:
         name, name_reason = sanitise_name(Path(raw_file).stem), "from the file name"
-    check_name(name, "task name")
-    env = check_name(env or name, "env")
+    env = env or name
     base_task = base_task or {}
 
     kind, why, labels, labelled, notes = infer_label(frame[label], task_type)
@@ -726,23 +711,18 @@ def validate(files: dict[str, str], root: Path) -> None:
         base = yaml.safe_load((root / TEXT_FIT).read_text(encoding="utf-8")) or {}
         groups["fit"] = base.get("fit")
     task = groups.pop("task")
-    params.parse("task", task)
     for step, group in groups.items():
-        if step in params.STEP_PARAMS:
+        if step in params.STEP_PARAMS:  # the task is parsed first, with each step
             params.parse(step, group, task)
 
 
-def write_env(conf: Path, env: str, files: dict[str, str], force: bool = False) -> Path:
+def write_env(conf: Path, env: str, files: dict[str, str]) -> Path:
     """Write ``conf/<env>/`` beside its target, then rename it into place.
 
-    With ``force``, an existing folder is replaced as a whole (no stale file of an earlier
-    scaffold survives); it is moved back if the swap fails.
+    An existing folder (``--force``: main refuses one without) is replaced as a whole, so no
+    stale file of an earlier scaffold survives; it is moved back if the swap fails.
     """
     target = conf / env
-    if target.exists() and not force:
-        raise ScaffoldError(
-            f"conf/{env}/ exists already: replace it (--force) or choose another --env?"
-        )
     with writing_dir(target) as tmp:
         tmp.chmod(0o755)  # a configuration folder, readable as any other
         for file_name, text in files.items():
@@ -759,7 +739,7 @@ def envs_naming(conf: Path, name: str, besides: str) -> list[str]:
         try:
             if task_group(path).get("name") == name:
                 found.append(path.parent.name)
-        except (OSError, yaml.YAMLError):
+        except ScaffoldError:
             continue
     return found
 
@@ -866,7 +846,7 @@ def main(argv: list[str] | None = None) -> int:
             text=args.text,
             id_column=args.id_column,
             task_type=args.task_type,
-            base_task=read_base_task(conf),
+            base_task=task_group(conf / "base" / "globals.yml"),
         )
         files = render_files(plan, fit_file(plan, root))
         plan.notes.extend(
@@ -881,7 +861,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"new-task: the generated configuration does not validate (a bug):\n{err}\n"
             )
             return 1
-        write_env(conf, plan.env, files, force=args.force)
+        write_env(conf, plan.env, files)
     except ScaffoldError as err:
         sys.stderr.write(f"new-task: {err}\n")
         return 2

@@ -7,7 +7,7 @@ from typing import Any
 
 import pandas as pd
 
-from reprotrain.features import as_missing, normalise_text
+from reprotrain.features import as_missing, label_text, normalise_text
 from reprotrain.params import CleanParams, parse
 
 log = logging.getLogger(__name__)
@@ -50,7 +50,6 @@ def _numeric(raw: pd.DataFrame, column: str) -> pd.Series:
 def _labels(raw: pd.DataFrame, p: CleanParams, labels: list[str] | None) -> pd.Series:
     """The label of each row as a string (classification: ``labels``) or float (regression:
     ``labels`` is ``None``); NA if none."""
-    col = raw[p.label_column]
     if labels is None:
         return _numeric(raw, p.label_column)
     if p.label_from_score is not None:
@@ -60,12 +59,7 @@ def _labels(raw: pd.DataFrame, p: CleanParams, labels: list[str] | None) -> pd.S
         out[score < rule.threshold] = rule.below
         out[score > rule.threshold] = rule.above
         return out
-    # read literally: "NA" is a class name; only an empty or blank cell is a missing label
-    values = (
-        col.astype("object")
-        .where(col.notna(), pd.NA)
-        .map(lambda v: v if v is pd.NA else (str(v).strip() or pd.NA))
-    )
+    values = label_text(raw[p.label_column])
     if p.label_case == "insensitive":
         folded = {_fold(label): label for label in labels}
         values = values.map(lambda v: v if v is pd.NA else folded.get(_fold(v), v))

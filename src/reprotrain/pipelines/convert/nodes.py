@@ -14,7 +14,6 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -22,6 +21,8 @@ from reprotrain.features import one_hot
 from reprotrain.params import ConvertParams, ParameterError, TaskParams, parse
 
 log = logging.getLogger(__name__)
+
+TOKEN_IDS = pa.list_(pa.int32())  # one array of token ids per text
 
 
 def _label_ids(labels: pd.Series, t: TaskParams) -> pd.Series:
@@ -50,8 +51,7 @@ def _token_ids(texts: list[str], p: ConvertParams, t: TaskParams) -> pd.Series:
             f"task.max_length is {t.max_length}, but model '{t.model_checkpoint}' reads at most "
             f"{limit} tokens: set task.max_length to {limit} or less in globals.yml"
         )
-    lengths: list[int] = []
-    chunks: list[np.ndarray] = []
+    chunks: list[pa.Array] = []
     start = time.perf_counter()
     with tokenizer_threads():
         for i in range(0, len(texts), p.batch_size):
@@ -62,16 +62,12 @@ def _token_ids(texts: list[str], p: ConvertParams, t: TaskParams) -> pd.Series:
                 return_attention_mask=False,
                 return_token_type_ids=False,
             )["input_ids"]
-            lengths.extend(map(len, ids))
-            chunks.append(np.fromiter((t for row in ids for t in row), dtype=np.int32))
+            chunks.append(pa.array(ids, type=TOKEN_IDS))
             log.info(
                 "convert: tokenised %d / %d texts", min(i + p.batch_size, len(texts)), len(texts)
             )
-    offsets = np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)]).astype(np.int32)
-    values = np.concatenate(chunks) if chunks else np.empty(0, np.int32)
-    array = pa.ListArray.from_arrays(pa.array(offsets), pa.array(values))
     log.info("convert: %d texts in %.1fs", len(texts), time.perf_counter() - start)
-    return pd.Series(array.to_pandas(), name="input_ids")
+    return pa.chunked_array(chunks, type=TOKEN_IDS).to_pandas().rename("input_ids")
 
 
 @contextlib.contextmanager

@@ -113,25 +113,18 @@ def split_table(
         )
     groups = table[p.group_column].to_numpy() if p.group_column else None
     labels = table["label"].to_numpy()
-    if not np.issubdtype(labels.dtype, np.integer):
+    classes = np.issubdtype(labels.dtype, np.integer)
+    if not classes:
         # Regression targets: stratify on quartiles so each split sees the whole range.
         labels = pd.qcut(labels, q=min(4, len(labels)), labels=False, duplicates="drop")
     which = assign_splits(labels, groups, p, t.seed)
     parts = [table[which == i].reset_index(drop=True) for i in range(3)]
-    classes = np.issubdtype(table["label"].dtype, np.integer)
     names = dict(enumerate(t.labels or []))  # the class name where the task gives it, else the id
-    report = {
-        name: {
-            "rows": len(part),
-            "labels": {
-                names.get(int(k), str(k)): int(v)
-                for k, v in part["label"].value_counts().sort_index().items()
-            }
-            if classes
-            else {},
-        }
-        for name, part in zip(SPLITS, parts, strict=True)
-    }
+    report = {}
+    for name, part in zip(SPLITS, parts, strict=True):
+        counts = part["label"].value_counts().sort_index().items() if classes else []
+        by_class = {names.get(int(k), str(k)): int(v) for k, v in counts}
+        report[name] = {"rows": len(part), "labels": by_class}
     if classes and p.stratify:
         _warn_missing_classes(report, p)
     empty = [name for name, part in zip(SPLITS, parts, strict=True) if part.empty]

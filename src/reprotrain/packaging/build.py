@@ -195,7 +195,7 @@ def in_memory_package(
     """
     if isinstance(model, MLP):
         return TabularPackage(
-            model,
+            model=model,
             task=task,
             labels=labels,
             numeric_columns=numeric_columns or [],
@@ -211,5 +211,10 @@ def in_memory_package(
 
     tok = AutoTokenizer.from_pretrained(resolve_checkpoint(tokenizer), use_fast=True)
     return TextPackage(
-        model, tok, task=task, labels=labels, max_length=max_length, text_column=text_column
+        model=model,
+        tokenizer=tok,
+        task=task,
+        labels=labels,
+        max_length=max_length,
+        text_column=text_column,
     )

@@ -23,8 +23,9 @@ import copy
 import logging
 import warnings
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -139,14 +140,14 @@ def _quiet() -> Iterator[None]:
         logging.disable(previous)
 
 
+@dataclass(eq=False, kw_only=True)
 class OnnxTextPackage(TextPackage):
-    """A text package whose forward pass runs in onnxruntime (same tokenizer, same outputs)."""
+    """A text package whose forward pass runs in onnxruntime (same tokenizer, same outputs):
+    no torch ``model``, the ONNX graph's ``session`` replaces it."""
 
-    backend = "onnx"
+    session: Any = field(default=None, repr=False)
 
-    def __init__(self, session: Any, tokenizer: Any, **kwargs: Any) -> None:
-        super().__init__(None, tokenizer, **kwargs)  # no torch model: the ONNX graph replaces it
-        self.session = session
+    backend: ClassVar[str] = "onnx"
 
     def _logits(self, texts: list[str]) -> np.ndarray:
         enc = self.tokenizer(
@@ -182,7 +183,7 @@ def load_onnx_package(folder: Path, info: dict[str, Any]) -> OnnxTextPackage:
     path = Path(folder) / entry["file"]
     if not path.is_file():
         raise PackageError(f"{folder}: package.json names {entry['file']}, which is missing")
-    return OnnxTextPackage.from_folder(session_for(path), folder, info)
+    return OnnxTextPackage.from_folder(folder, info, session=session_for(path))
 
 
 def verify_onnx(expected: Any, package: OnnxTextPackage, sample: Any, tolerance: float) -> None:

@@ -167,7 +167,7 @@ def torchrun_command(p: FitParams, run_dir: Path) -> list[str]:
 
     One node: ``--standalone`` (a free local port). Several nodes: c10d rendezvous at
     ``$REPROTRAIN_RDZV_ENDPOINT`` or ``fit.trainer.rdzv_endpoint`` (``host:port``); the other
-    nodes run ``worker_command``.
+    nodes run the same command (``launch`` logs it).
 
     Raises:
         ValueError: several nodes and no rendezvous endpoint.
@@ -215,13 +215,6 @@ def srun_command(p: FitParams, run_dir: Path) -> list[str]:
     ]
 
 
-def worker_command(p: FitParams, run_dir: Path) -> str:
-    """The command to start on each other node of a multi-node torchrun run."""
-    cmd = torchrun_command(p, run_dir)
-    cmd[0] = "python"
-    return " ".join(cmd)
-
-
 # ---------------------------------------------------------------------------------- launch
 def _failure_message(run_dir: Path, returncode: int, tail: deque[str]) -> str:
     # the first rank to fail first: the others usually fail because it went away
@@ -267,11 +260,11 @@ def launch(
     p = world_params(p, t.devices * t.num_nodes, t.devices)
     write_inputs(run_dir, model, train_set, validation_set, p, task)
     cmd = srun_command(p, run_dir) if t.launcher == "srun" else torchrun_command(p, run_dir)
-    if t.num_nodes > 1 and t.launcher == "torchrun":
+    if t.num_nodes > 1 and t.launcher == "torchrun":  # the same command on the other nodes
         log.info(
             "multi-node run: on each of the other %d nodes, start\n  %s",
             t.num_nodes - 1,
-            worker_command(p, run_dir),
+            " ".join(["python", *cmd[1:]]),
         )
     log.info(
         "training on %d processes (%s): %s",

@@ -257,21 +257,29 @@ class TabularPackage(_Predictor):
 Package = TextPackage | TabularPackage
 
 
-_REQUIRED = {
-    "transformer": {"max_length": int, "inputs": dict},
-    "mlp": {"architecture": dict, "preprocessing": dict},
+# The keys (``inputs.text_column``: a key inside ``inputs``) and types each family needs
+_REQUIRED: dict[str, dict[str, Any]] = {
+    "transformer": {"max_length": int, "inputs": dict, "inputs.text_column": object},
+    "mlp": {
+        "architecture": dict,
+        "preprocessing": dict,
+        "preprocessing.numeric_columns": object,
+        "preprocessing.categories": object,
+    },
 }
 
 
 def _check_keys(path: Path, info: dict[str, Any], wanted: dict[str, Any]) -> None:
-    """Refuse ``info`` unless it holds each key of ``wanted`` with a value of its type."""
+    """Refuse ``info`` unless it holds each (dotted) key of ``wanted`` with a value of its type."""
     for key, kind in wanted.items():
-        if key not in info:
+        group, _, sub = key.rpartition(".")
+        holder = info[group] if group else info
+        if sub not in holder:
             raise PackageError(f"{path}: key '{key}' is missing; rebuild the package")
-        if not isinstance(info[key], kind):
+        if not isinstance(holder[sub], kind):
             raise PackageError(
-                f"{path}: key '{key}' has the wrong type ({type(info[key]).__name__}: "
-                f"{info[key]!r}); rebuild the package"
+                f"{path}: key '{key}' has the wrong type ({type(holder[sub]).__name__}: "
+                f"{holder[sub]!r}); rebuild the package"
             )
 
 
@@ -297,15 +305,6 @@ def read_package_info(folder: Path) -> dict[str, Any]:
     if family not in _REQUIRED:
         raise PackageError(f"{path}: unknown model family {family!r}; known: {sorted(_REQUIRED)}")
     _check_keys(path, info, {"task": str, "labels": (list, type(None)), **_REQUIRED[family]})
-    nested = (
-        {"inputs": ("text_column",)}
-        if family == "transformer"
-        else {"preprocessing": ("numeric_columns", "categories")}
-    )
-    for key, subkeys in nested.items():
-        for sub in subkeys:
-            if sub not in info[key]:
-                raise PackageError(f"{path}: key '{key}.{sub}' is missing; rebuild the package")
     if (info["task"] == "classification") != isinstance(info["labels"], list):
         raise PackageError(f"{path}: task {info['task']!r} with labels {info['labels']!r}")
     return info

@@ -73,8 +73,6 @@ def export_text_onnx(model: nn.Module, folder: Path, precision: str) -> str:
         precision: ``fp32``, or ``int8`` (dynamic quantisation of the weights; only the
             quantised file is kept).
     """
-    if precision not in FILES:
-        raise PackageError(f"package.onnx must be null, 'fp32' or 'int8', not {precision!r}")
     for module in ("onnx", "onnxruntime"):
         require_onnx(module)
     copy_ = copy.deepcopy(model).cpu().float().eval()

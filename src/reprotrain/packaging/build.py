@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 from torch import nn
 
+from reprotrain.artifact import save_weights
 from reprotrain.inference import to_predictions
 from reprotrain.models.mlp import MLP
 from reprotrain.packaging.format import (
@@ -33,7 +34,6 @@ from reprotrain.packaging.runtime import (
     TextPackage,
     compare_predictions,
     load_package,
-    read_package_info,
 )
 
 log = logging.getLogger(__name__)
@@ -103,12 +103,8 @@ class PackageDraft:
 
                 export_text_onnx(self.package.model, folder, self.onnx)
         else:
-            from safetensors.torch import save_file
-
-            state = {
-                k: v.detach().cpu().contiguous() for k, v in self.package.model.state_dict().items()
-            }
-            save_file(state, folder / WEIGHTS_FILE, metadata={"format": "pt"})
+            weights = self.package.model.state_dict()
+            save_weights(weights, folder / WEIGHTS_FILE, metadata={"format": "pt"})
             export_onnx(self.package.model, folder / ONNX_FILE)
         for name, content in (
             (PACKAGE_FILE, self.info),
@@ -151,9 +147,9 @@ class PackageDraft:
                 expected, to_predictions(logits, self.package.labels), self.tolerance, "ONNX export"
             )
         if self.onnx:
-            from reprotrain.packaging.onnx_text import load_onnx_package, verify_onnx
+            from reprotrain.packaging.onnx_text import verify_onnx
 
-            onnx = load_onnx_package(Path(folder), read_package_info(Path(folder)))
+            onnx = load_package(folder, verify=False, backend="onnx")  # checked just above
             verify_onnx(expected, onnx, self.sample, self.tolerance)
         log.info("package verified: %d sample rows agree after reload", len(self.sample))
 

@@ -75,12 +75,8 @@ def package_info(
 
 @dataclass
 class PackageDraft:
-    """A package in memory: ``write`` puts its files in a folder, ``verify`` checks a written copy.
-
-    ``ModelPackageDataset.save`` calls ``write`` on a temporary folder, adds the manifest,
-    calls ``verify`` on that folder and only then swaps it into place, so an unverified or
-    half-written package is never published (see the dataset's docstring).
-    """
+    """A package in memory: ``write`` puts its files in a folder, ``verify`` checks a written copy
+    (``ModelPackageDataset.save`` calls both before it publishes the folder)."""
 
     package: Package
     info: dict[str, Any]

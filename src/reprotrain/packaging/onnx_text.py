@@ -21,8 +21,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import logging
-import warnings
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -31,7 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from reprotrain.packaging.onnx import require_onnx
+from reprotrain.packaging.onnx import quiet_export, require_onnx
 from reprotrain.packaging.runtime import (
     PackageError,
     PackageVerificationError,
@@ -86,8 +84,7 @@ def export_text_onnx(model: nn.Module, folder: Path, precision: str) -> str:
     fp32 = Path(folder) / FILES["fp32"]
     fp32.parent.mkdir(parents=True, exist_ok=True)
     traced = fp32.with_name(".traced.onnx")
-    with warnings.catch_warnings(), _quiet():
-        warnings.simplefilter("ignore")
+    with quiet_export():
         torch.onnx.export(
             module,
             (ids, mask),
@@ -123,19 +120,6 @@ def export_text_onnx(model: nn.Module, folder: Path, precision: str) -> str:
         )
         fp32.unlink()
     return FILES["int8"]
-
-
-@contextlib.contextmanager
-def _quiet() -> Iterator[None]:
-    """No log records below ERROR while exporting: the exporter and optimizer give advice
-    (pre-process before quantising, embedding table sizes) that is not the user's to act on.
-    """
-    previous = logging.root.manager.disable
-    logging.disable(logging.WARNING)
-    try:
-        yield
-    finally:
-        logging.disable(previous)
 
 
 @dataclass(eq=False, kw_only=True)

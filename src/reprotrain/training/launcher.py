@@ -238,8 +238,6 @@ def launch(
     validation_set: pd.DataFrame | None,
     parameters: FitParams,
     task: TaskParams,
-    *,
-    run_dir: str | Path | None = None,
 ) -> tuple[nn.Module, pd.DataFrame]:
     """Train on ``devices * num_nodes`` processes and return (trained model, history).
 
@@ -249,14 +247,13 @@ def launch(
         validation_set: Converted validation rows (or ``None``).
         parameters: The validated ``fit`` parameters.
         task: The validated ``task`` group.
-        run_dir: The run folder (default ``run_dir_for(parameters)``).
 
     Raises:
         DistributedTrainingError: A rank failed, or no result was written.
     """
     p = parameters
     t = p.trainer
-    run_dir = Path(run_dir).resolve() if run_dir else run_dir_for(p)
+    run_dir = run_dir_for(p)
     p = world_params(p, t.devices * t.num_nodes, t.devices)
     write_inputs(run_dir, model, train_set, validation_set, p, task)
     cmd = srun_command(p, run_dir) if t.launcher == "srun" else torchrun_command(p, run_dir)

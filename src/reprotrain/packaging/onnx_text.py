@@ -139,11 +139,11 @@ class OnnxTextPackage(TextPackage):
         return self.session.run([OUTPUT], feed)[0].astype(np.float32, copy=False)
 
 
-def session_for(path: Path, threads: int | None = None) -> Any:
-    """An onnxruntime CPU session on ``path`` using ``threads`` (default: torch's count)."""
+def session_for(path: Path) -> Any:
+    """An onnxruntime CPU session on ``path`` using as many threads as torch."""
     ort = require_onnx("onnxruntime")
     options = ort.SessionOptions()
-    options.intra_op_num_threads = threads or torch.get_num_threads()
+    options.intra_op_num_threads = torch.get_num_threads()
     options.inter_op_num_threads = 1
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from reprotrain.atomic import recover_dir, writing_dir
@@ -35,6 +36,14 @@ class ModelArtifact:
     """The folder it was loaded from (``None`` for a model still in memory), for messages."""
 
 
+def save_weights(state_dict: dict[str, Any], path: str | Path, **save_args: Any) -> None:
+    """Write a state dict to a safetensors file (tensors detached, on the CPU, contiguous)."""
+    from safetensors.torch import save_file
+
+    state = {k: v.detach().cpu().contiguous() for k, v in state_dict.items()}
+    save_file(state, path, **save_args)
+
+
 def save_artifact(artifact: ModelArtifact, target: str, **save_args: Any) -> None:
     """Write ``spec.json`` and ``model.safetensors`` into a temporary folder, then swap it in.
 
@@ -43,11 +52,8 @@ def save_artifact(artifact: ModelArtifact, target: str, **save_args: Any) -> Non
         target: The model folder (a local path); a folder already there is replaced.
         save_args: Passed to ``safetensors.torch.save_file`` (e.g. ``metadata``).
     """
-    from safetensors.torch import save_file
-
     with writing_dir(target) as tmp:
-        state = {k: v.detach().cpu().contiguous() for k, v in artifact.state_dict.items()}
-        save_file(state, tmp / WEIGHTS_FILE, **save_args)
+        save_weights(artifact.state_dict, tmp / WEIGHTS_FILE, **save_args)
         with open(tmp / SPEC_FILE, "w", encoding="utf-8") as f:
             json.dump(artifact.spec, f, indent=2, sort_keys=True, default=str)
 

@@ -133,30 +133,23 @@ def writing(target: str | os.PathLike[str], suffix: str = "") -> Iterator[Path]:
             remove_path(tmp)
 
 
-def make_temp_dir(target: str) -> str:
-    """A new empty folder beside ``target`` to write its next version into.
-
-    First the save recovers ``target`` if a crash left it swapped aside (``recover_dir``) and
-    removes folders that crashed saves of it left behind (their process is gone).
-    """
-    parent = os.path.dirname(target) or "."
-    os.makedirs(parent, exist_ok=True)
-    recover_dir(target)
-    remove_stale_siblings(target)
-    tmp = str(temp_sibling(target))
-    os.mkdir(tmp, 0o700)
-    return tmp
-
-
 @contextlib.contextmanager
 def writing_dir(target: str | os.PathLike[str]) -> Iterator[Path]:
-    """A new empty folder beside ``target`` (``make_temp_dir``), swapped into place when the
-    block succeeds (``replace_dir``) and removed if it fails: the folder version of ``writing``.
+    """A new empty folder beside ``target``, swapped into place when the block succeeds
+    (``replace_dir``) and removed if it fails: the folder version of ``writing``.
+
+    First ``target`` is recovered if a crash left it swapped aside (``recover_dir``), and the
+    folders that crashed saves of it left behind are removed (their process is gone).
     """
-    tmp = make_temp_dir(str(target))
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    recover_dir(str(target))
+    remove_stale_siblings(target)
+    tmp = temp_sibling(target)
+    tmp.mkdir(0o700)
     try:
-        yield Path(tmp)
-        replace_dir(tmp, str(target))
+        yield tmp
+        replace_dir(str(tmp), str(target))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

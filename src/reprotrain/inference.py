@@ -148,8 +148,7 @@ def predict_rows(
         return package.predict(rows, batch_size=batch_size)
     texts = package.texts(rows, text_column)
     lengths = np.array([len(t) for t in texts], dtype=np.int64)
-    width = 1 if package.labels is None else len(package.labels)
-    outputs = np.empty((len(texts), width), dtype=np.float32)
+    outputs = np.empty((len(texts), package.width), dtype=np.float32)
     cost = np.minimum(lengths, CHARS_PER_TOKEN * package.max_length) + 1
     progress = RowProgress(cost, what, every_s)
     # whole batches of TextPackage.outputs' own order (longest first)

@@ -18,11 +18,55 @@ from reprotrain.artifact import (
 )
 
 
-class SafetensorsModelDataset(AbstractDataset[ModelArtifact, ModelArtifact]):
+class FolderDataset(AbstractDataset[Any, Any]):
+    """A dataset stored as a folder: the kedro-datasets constructor and paths, shared by
+    ``SafetensorsModelDataset`` and ``ModelPackageDataset``."""
+
+    DEFAULT_LOAD_ARGS: dict[str, Any] = {}
+    DEFAULT_SAVE_ARGS: dict[str, Any] = {}
+    LOCAL_ONLY = False  # True: a remote protocol (``s3://`` ...) is refused at once
+
+    def __init__(
+        self,
+        *,
+        filepath: str,
+        load_args: dict[str, Any] | None = None,
+        save_args: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        """Create the dataset.
+
+        Args:
+            filepath: The folder (a local path; fsspec protocols for reading, unless
+                ``LOCAL_ONLY``).
+            load_args: Merged over ``DEFAULT_LOAD_ARGS`` (the class docstring says which).
+            save_args: Merged over ``DEFAULT_SAVE_ARGS`` (the class docstring says which).
+            metadata: Free-form metadata, ignored by Kedro (used by kedro-viz).
+        """
+        protocol, path = get_protocol_and_path(str(filepath))
+        if self.LOCAL_ONLY and protocol != "file":
+            raise DatasetError(f"{type(self).__name__} works with local paths only")
+        self._protocol = protocol
+        self._filepath = PurePosixPath(path)
+        self._fs = fsspec.filesystem(protocol)
+        self._load_args = {**deepcopy(self.DEFAULT_LOAD_ARGS), **(load_args or {})}
+        self._save_args = {**deepcopy(self.DEFAULT_SAVE_ARGS), **(save_args or {})}
+        self.metadata = metadata
+
+    def _path(self, name: str = "") -> str:
+        return get_filepath_str(self._filepath / name if name else self._filepath, self._protocol)
+
+    def _describe(self) -> dict[str, Any]:
+        return {"filepath": self._filepath, "protocol": self._protocol, **self._load_args}
+
+
+class SafetensorsModelDataset(FolderDataset):
     """Save and load a ``ModelArtifact`` as a folder: ``spec.json`` + ``model.safetensors``.
 
     No pickle is involved in either direction. Saving writes into a temporary folder next to
     the target and renames it into place, so a failed save leaves the previous model intact.
+    ``load_args`` go to ``safetensors.torch.load_file`` (``device``), ``save_args`` to
+    ``safetensors.torch.save_file`` (``metadata``). Fsspec protocols are read, not written.
 
     Example catalog entry (YAML API):
 
@@ -45,34 +89,6 @@ class SafetensorsModelDataset(AbstractDataset[ModelArtifact, ModelArtifact]):
     """
 
     DEFAULT_LOAD_ARGS: dict[str, Any] = {"device": "cpu"}
-    DEFAULT_SAVE_ARGS: dict[str, Any] = {}
-
-    def __init__(
-        self,
-        *,
-        filepath: str,
-        load_args: dict[str, Any] | None = None,
-        save_args: dict[str, Any] | None = None,
-        metadata: dict[str, Any] | None = None,
-    ) -> None:
-        """Create the dataset.
-
-        Args:
-            filepath: The model folder (local path; fsspec protocols for reading).
-            load_args: Passed to ``safetensors.torch.load_file`` (e.g. ``device``).
-            save_args: Passed to ``safetensors.torch.save_file`` (e.g. ``metadata``).
-            metadata: Free-form metadata, ignored by Kedro (used by kedro-viz).
-        """
-        protocol, path = get_protocol_and_path(str(filepath))
-        self._protocol = protocol
-        self._filepath = PurePosixPath(path)
-        self._fs = fsspec.filesystem(protocol)
-        self._load_args = {**deepcopy(self.DEFAULT_LOAD_ARGS), **(load_args or {})}
-        self._save_args = {**deepcopy(self.DEFAULT_SAVE_ARGS), **(save_args or {})}
-        self.metadata = metadata
-
-    def _path(self, name: str = "") -> str:
-        return get_filepath_str(self._filepath / name if name else self._filepath, self._protocol)
 
     def load(self) -> ModelArtifact:
         """Read the spec and the weights; errors name the folder and the file at fault."""
@@ -90,6 +106,3 @@ class SafetensorsModelDataset(AbstractDataset[ModelArtifact, ModelArtifact]):
 
     def _exists(self) -> bool:
         return self._fs.exists(self._path(WEIGHTS_FILE))
-
-    def _describe(self) -> dict[str, Any]:
-        return {"filepath": self._filepath, "protocol": self._protocol}

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-from copy import deepcopy
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from kedro.io.core import AbstractDataset, DatasetError, get_filepath_str, get_protocol_and_path
+from kedro.io.core import DatasetError
 
 from reprotrain.atomic import recover_dir, writing_dir
+from reprotrain.datasets.model_dataset import FolderDataset
 from reprotrain.packaging.format import MANIFEST_FILE
 from reprotrain.packaging.manifest import write_manifest
 
@@ -31,7 +31,7 @@ def _make_readable(folder: Path) -> None:
         os.chmod(path, 0o755 if path.is_dir() else 0o644)
 
 
-class ModelPackageDataset(AbstractDataset[StagedPackage, Any]):
+class ModelPackageDataset(FolderDataset):
     """Save a model package folder atomically and verified; load it back after a manifest check.
 
     Saving takes a ``StagedPackage`` (see ``reprotrain.packaging.PackageDraft``): an object
@@ -54,8 +54,9 @@ class ModelPackageDataset(AbstractDataset[StagedPackage, Any]):
     ``filepath`` but the previous one beside it, which the next load or save restores.
 
     Loading verifies ``manifest.json`` first (a missing, changed or extra file raises an error
-    naming it), then returns ``reprotrain.packaging.load_package(folder)``: an object whose
-    ``predict(rows)`` gives labels and scores.
+    naming it; ``load_args: {verify: false}`` skips it), then returns
+    ``reprotrain.packaging.load_package(folder)``: an object whose ``predict(rows)`` gives
+    labels and scores. Local paths only; ``save_args`` are unused.
 
     Example catalog entry (YAML API):
 
@@ -79,35 +80,7 @@ class ModelPackageDataset(AbstractDataset[StagedPackage, Any]):
     """
 
     DEFAULT_LOAD_ARGS: dict[str, Any] = {"verify": True}
-    DEFAULT_SAVE_ARGS: dict[str, Any] = {}
-
-    def __init__(
-        self,
-        *,
-        filepath: str,
-        load_args: dict[str, Any] | None = None,
-        save_args: dict[str, Any] | None = None,
-        metadata: dict[str, Any] | None = None,
-    ) -> None:
-        """Create the dataset.
-
-        Args:
-            filepath: The package folder (a local path).
-            load_args: ``verify`` (default True): check the manifest when loading.
-            save_args: Unused; accepted for symmetry with kedro-datasets.
-            metadata: Free-form metadata, ignored by Kedro (used by kedro-viz).
-        """
-        protocol, path = get_protocol_and_path(str(filepath))
-        if protocol != "file":
-            raise DatasetError("ModelPackageDataset works with local paths only")
-        self._protocol = protocol
-        self._filepath = PurePosixPath(path)
-        self._load_args = {**deepcopy(self.DEFAULT_LOAD_ARGS), **(load_args or {})}
-        self._save_args = {**deepcopy(self.DEFAULT_SAVE_ARGS), **(save_args or {})}
-        self.metadata = metadata
-
-    def _path(self) -> str:
-        return get_filepath_str(self._filepath, self._protocol)
+    LOCAL_ONLY = True
 
     def load(self) -> Any:
         """Verify the manifest, then load the package for prediction."""
@@ -133,6 +106,3 @@ class ModelPackageDataset(AbstractDataset[StagedPackage, Any]):
 
     def _exists(self) -> bool:
         return os.path.isfile(os.path.join(self._path(), MANIFEST_FILE))
-
-    def _describe(self) -> dict[str, Any]:
-        return {"filepath": self._filepath, "protocol": self._protocol, **self._load_args}

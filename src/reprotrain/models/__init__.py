@@ -1,8 +1,8 @@
 """Model builders: plain ``nn.Module`` architectures behind one small registry.
 
-``build_model`` makes a model from the ``fit.model`` parameters; ``model_spec`` /
-``model_from_spec`` describe and rebuild its architecture as JSON, so that weights can live in
-safetensors and nothing needs pickle.
+``build_model`` makes a model from the ``fit.model`` parameters; ``to_artifact`` /
+``from_artifact`` describe its architecture as JSON beside its weights and rebuild it, so that
+weights can live in safetensors and nothing needs pickle.
 """
 
 from __future__ import annotations
@@ -31,7 +31,6 @@ __all__ = [
     "label_order_problem",
     "model_labels",
     "model_from_spec",
-    "model_spec",
     "pad_token_id",
     "to_artifact",
 ]
@@ -77,17 +76,8 @@ def data_label_problem(configured: list[str] | None, table: pd.DataFrame) -> str
     )
 
 
-def model_spec(model: nn.Module) -> dict[str, Any]:
-    """A JSON-able description from which ``model_from_spec`` rebuilds the architecture."""
-    if is_transformer(model):
-        return {"family": "transformer", "config": model.config.to_dict()}
-    if isinstance(model, MLP):
-        return {"family": "mlp", **model.spec}
-    raise TypeError(f"no spec for model type {type(model).__name__}")
-
-
 def model_from_spec(spec: dict[str, Any]) -> nn.Module:
-    """Rebuild an architecture (random weights) from ``model_spec``'s output."""
+    """Rebuild an architecture (random weights) from the spec of ``to_artifact``."""
     family = spec.get("family")
     if family not in _FROM_SPEC:
         raise ValueError(f"unknown model family {family!r}; known: {sorted(_FROM_SPEC)}")
@@ -151,8 +141,14 @@ def pad_token_id(model: nn.Module) -> int:
 
 
 def to_artifact(model: nn.Module) -> ModelArtifact:
-    """Spec + weights of ``model``, ready for ``SafetensorsModelDataset``."""
-    return ModelArtifact(model_spec(model), dict(model.state_dict()))
+    """Spec (JSON: the architecture) + weights of ``model``, for ``SafetensorsModelDataset``."""
+    if is_transformer(model):
+        spec = {"family": "transformer", "config": model.config.to_dict()}
+    elif isinstance(model, MLP):
+        spec = {"family": "mlp", **model.spec}
+    else:
+        raise TypeError(f"no spec for model type {type(model).__name__}")
+    return ModelArtifact(spec, dict(model.state_dict()))
 
 
 def from_artifact(artifact: ModelArtifact) -> nn.Module:

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 from torch import nn
 
+from reprotrain.artifact import save_weights
 from reprotrain.inference import to_predictions
 from reprotrain.models.mlp import MLP
 from reprotrain.packaging.format import (
@@ -33,7 +34,6 @@ from reprotrain.packaging.runtime import (
     TextPackage,
     compare_predictions,
     load_package,
-    read_package_info,
 )
 
 log = logging.getLogger(__name__)
@@ -75,12 +75,8 @@ def package_info(
 
 @dataclass
 class PackageDraft:
-    """A package in memory: ``write`` puts its files in a folder, ``verify`` checks a written copy.
-
-    ``ModelPackageDataset.save`` calls ``write`` on a temporary folder, adds the manifest,
-    calls ``verify`` on that folder and only then swaps it into place, so an unverified or
-    half-written package is never published (see the dataset's docstring).
-    """
+    """A package in memory: ``write`` puts its files in a folder, ``verify`` checks a written copy
+    (``ModelPackageDataset.save`` calls both before it publishes the folder)."""
 
     package: Package
     info: dict[str, Any]
@@ -103,12 +99,8 @@ class PackageDraft:
 
                 export_text_onnx(self.package.model, folder, self.onnx)
         else:
-            from safetensors.torch import save_file
-
-            state = {
-                k: v.detach().cpu().contiguous() for k, v in self.package.model.state_dict().items()
-            }
-            save_file(state, folder / WEIGHTS_FILE, metadata={"format": "pt"})
+            weights = self.package.model.state_dict()
+            save_weights(weights, folder / WEIGHTS_FILE, metadata={"format": "pt"})
             export_onnx(self.package.model, folder / ONNX_FILE)
         for name, content in (
             (PACKAGE_FILE, self.info),
@@ -151,9 +143,9 @@ class PackageDraft:
                 expected, to_predictions(logits, self.package.labels), self.tolerance, "ONNX export"
             )
         if self.onnx:
-            from reprotrain.packaging.onnx_text import load_onnx_package, verify_onnx
+            from reprotrain.packaging.onnx_text import verify_onnx
 
-            onnx = load_onnx_package(Path(folder), read_package_info(Path(folder)))
+            onnx = load_package(folder, verify=False, backend="onnx")  # checked just above
             verify_onnx(expected, onnx, self.sample, self.tolerance)
         log.info("package verified: %d sample rows agree after reload", len(self.sample))
 
@@ -195,7 +187,7 @@ def in_memory_package(
     """
     if isinstance(model, MLP):
         return TabularPackage(
-            model,
+            model=model,
             task=task,
             labels=labels,
             numeric_columns=numeric_columns or [],
@@ -211,5 +203,10 @@ def in_memory_package(
 
     tok = AutoTokenizer.from_pretrained(resolve_checkpoint(tokenizer), use_fast=True)
     return TextPackage(
-        model, tok, task=task, labels=labels, max_length=max_length, text_column=text_column
+        model=model,
+        tokenizer=tok,
+        task=task,
+        labels=labels,
+        max_length=max_length,
+        text_column=text_column,
     )

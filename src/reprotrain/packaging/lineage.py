@@ -9,7 +9,7 @@ from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
 
-from reprotrain.packaging.manifest import sha256_file
+from reprotrain.packaging.manifest import file_entry
 
 log = logging.getLogger(__name__)
 
@@ -75,9 +75,8 @@ def collect_lineage(data_files: list[str], seed: int) -> dict[str, Any]:
     """Where the model came from: git commit, SHA-256 of the data files, libraries, seed."""
     data: dict[str, Any] = {}
     for name in data_files:
-        path = Path(name)
-        if path.is_file():
-            data[name] = {"sha256": sha256_file(path), "bytes": path.stat().st_size}
+        if Path(name).is_file():
+            data[name] = file_entry(Path(name))
         else:
             log.warning("lineage: data file %s not found; recorded as missing", name)
             data[name] = None

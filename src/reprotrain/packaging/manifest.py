@@ -15,13 +15,15 @@ class ManifestError(ValueError):
     """A package's files do not match its manifest: one is missing, changed or unexpected."""
 
 
-def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
-    """The hex SHA-256 of a file, read in chunks."""
-    digest = hashlib.sha256()
+def sha256_file(path: str | Path) -> str:
+    """The hex SHA-256 of a file."""
     with open(path, "rb") as f:
-        while block := f.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def file_entry(path: Path) -> dict[str, Any]:
+    """A file's manifest (and lineage) entry: ``{"sha256": ..., "bytes": ...}``."""
+    return {"sha256": sha256_file(path), "bytes": path.stat().st_size}
 
 
 def _package_files(folder: Path) -> list[str]:
@@ -98,10 +100,7 @@ def _read_manifest(path: Path) -> dict[str, Any]:
 def write_manifest(folder: str | Path) -> dict[str, Any]:
     """Write ``manifest.json``: the SHA-256 and size of every other file in ``folder``."""
     folder = Path(folder)
-    files = {
-        name: {"sha256": sha256_file(folder / name), "bytes": (folder / name).stat().st_size}
-        for name in _package_files(folder)
-    }
+    files = {name: file_entry(folder / name) for name in _package_files(folder)}
     manifest = {"format": MANIFEST_FORMAT, "algorithm": "sha256", "files": files}
     (folder / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return manifest

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import importlib
 import logging
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +38,21 @@ def require_onnx(module: str) -> Any:
         ) from None
 
 
+@contextlib.contextmanager
+def quiet_export() -> Iterator[None]:
+    """No warnings and no log records below ERROR while exporting: the exporters and the
+    optimizer give advice (pre-process before quantising, embedding table sizes) that is not
+    the user's to act on."""
+    previous = logging.root.manager.disable
+    logging.disable(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logging.disable(previous)
+
+
 def onnx_outputs(path: str | Path, features: np.ndarray) -> np.ndarray:
     """Run an exported MLP with onnxruntime alone."""
     ort = require_onnx("onnxruntime")
@@ -46,11 +63,9 @@ def onnx_outputs(path: str | Path, features: np.ndarray) -> np.ndarray:
 def export_onnx(model: MLP, path: str | Path) -> None:
     """Export ``model`` (features → logits) to a single ONNX file with a dynamic batch axis."""
     require_onnx("onnxscript")  # torch's exporter needs it (and onnx)
-    logging.getLogger("torch.onnx").setLevel(logging.ERROR)
     module = copy.deepcopy(model).eval()
     example = torch.zeros(2, len(model.spec["feature_names"]))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)
+    with quiet_export():
         torch.onnx.export(
             module,
             (example,),

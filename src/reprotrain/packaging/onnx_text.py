@@ -21,16 +21,15 @@ from __future__ import annotations
 import contextlib
 import copy
 import logging
-import warnings
-from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 from torch import nn
 
-from reprotrain.packaging.onnx import require_onnx
+from reprotrain.packaging.onnx import quiet_export, require_onnx
 from reprotrain.packaging.runtime import (
     PackageError,
     PackageVerificationError,
@@ -72,8 +71,6 @@ def export_text_onnx(model: nn.Module, folder: Path, precision: str) -> str:
         precision: ``fp32``, or ``int8`` (dynamic quantisation of the weights; only the
             quantised file is kept).
     """
-    if precision not in FILES:
-        raise PackageError(f"package.onnx must be null, 'fp32' or 'int8', not {precision!r}")
     for module in ("onnx", "onnxruntime"):
         require_onnx(module)
     copy_ = copy.deepcopy(model).cpu().float().eval()
@@ -87,8 +84,7 @@ def export_text_onnx(model: nn.Module, folder: Path, precision: str) -> str:
     fp32 = Path(folder) / FILES["fp32"]
     fp32.parent.mkdir(parents=True, exist_ok=True)
     traced = fp32.with_name(".traced.onnx")
-    with warnings.catch_warnings(), _quiet():
-        warnings.simplefilter("ignore")
+    with quiet_export():
         torch.onnx.export(
             module,
             (ids, mask),
@@ -126,27 +122,14 @@ def export_text_onnx(model: nn.Module, folder: Path, precision: str) -> str:
     return FILES["int8"]
 
 
-@contextlib.contextmanager
-def _quiet() -> Iterator[None]:
-    """No log records below ERROR while exporting: the exporter and optimizer give advice
-    (pre-process before quantising, embedding table sizes) that is not the user's to act on.
-    """
-    previous = logging.root.manager.disable
-    logging.disable(logging.WARNING)
-    try:
-        yield
-    finally:
-        logging.disable(previous)
-
-
+@dataclass(eq=False, kw_only=True)
 class OnnxTextPackage(TextPackage):
-    """A text package whose forward pass runs in onnxruntime (same tokenizer, same outputs)."""
+    """A text package whose forward pass runs in onnxruntime (same tokenizer, same outputs):
+    no torch ``model``, the ONNX graph's ``session`` replaces it."""
 
-    backend = "onnx"
+    session: Any = field(default=None, repr=False)
 
-    def __init__(self, session: Any, tokenizer: Any, **kwargs: Any) -> None:
-        super().__init__(None, tokenizer, **kwargs)  # no torch model: the ONNX graph replaces it
-        self.session = session
+    backend: ClassVar[str] = "onnx"
 
     def _logits(self, texts: list[str]) -> np.ndarray:
         enc = self.tokenizer(
@@ -156,11 +139,11 @@ class OnnxTextPackage(TextPackage):
         return self.session.run([OUTPUT], feed)[0].astype(np.float32, copy=False)
 
 
-def session_for(path: Path, threads: int | None = None) -> Any:
-    """An onnxruntime CPU session on ``path`` using ``threads`` (default: torch's count)."""
+def session_for(path: Path) -> Any:
+    """An onnxruntime CPU session on ``path`` using as many threads as torch."""
     ort = require_onnx("onnxruntime")
     options = ort.SessionOptions()
-    options.intra_op_num_threads = threads or torch.get_num_threads()
+    options.intra_op_num_threads = torch.get_num_threads()
     options.inter_op_num_threads = 1
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
@@ -182,7 +165,7 @@ def load_onnx_package(folder: Path, info: dict[str, Any]) -> OnnxTextPackage:
     path = Path(folder) / entry["file"]
     if not path.is_file():
         raise PackageError(f"{folder}: package.json names {entry['file']}, which is missing")
-    return OnnxTextPackage.from_folder(session_for(path), folder, info)
+    return OnnxTextPackage.from_folder(folder, info, session=session_for(path))
 
 
 def verify_onnx(expected: Any, package: OnnxTextPackage, sample: Any, tolerance: float) -> None:

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -64,48 +65,74 @@ def _require(frame: pd.DataFrame, columns: list[str]) -> None:
         )
 
 
-class TextPackage:
+class _Predictor:
+    """What both kinds of package share: ``predict`` on top of their own ``outputs``."""
+
+    labels: list[str] | None
+    batch_size: int  # rows per forward pass unless ``predict`` is told otherwise
+
+    @property
+    def width(self) -> int:
+        """Outputs per row: one per class, or one number (regression)."""
+        return 1 if self.labels is None else len(self.labels)
+
+    def predict(
+        self, rows: Any, *, batch_size: int | None = None, text_column: str | None = None
+    ) -> pd.DataFrame:
+        """Label and score (classification) or prediction (regression) for every row.
+
+        Args:
+            rows: A DataFrame with the columns the model needs, a list of dicts, or (text
+                packages) a list of strings.
+            batch_size: Rows per forward pass (default: the package's ``batch_size``).
+            text_column: Text packages: the column holding the text (default: the package's,
+                the name the raw training table gave it; a table without it may use ``text``).
+
+        Raises:
+            PackageInputError: A needed column is missing or holds unusable values.
+        """
+        batch_size = batch_size or self.batch_size
+        outputs = self.outputs(rows, batch_size=batch_size, text_column=text_column)
+        return to_predictions(outputs, self.labels)
+
+
+@dataclass(eq=False, kw_only=True)
+class TextPackage(_Predictor):
     """A text classifier (or regressor): a Hugging Face model and its tokenizer."""
 
-    family = "transformer"
-    backend = "torch"
+    model: nn.Module | None = field(default=None, repr=False)  # None: OnnxTextPackage
+    tokenizer: Any = field(repr=False)
+    task: str
+    labels: list[str] | None
+    max_length: int
+    text_column: str = "text"
+    info: dict[str, Any] = field(default_factory=dict, repr=False)
     folder: Path | None = None  # the folder it was loaded from (``load_package``)
 
-    def __init__(
-        self,
-        model: nn.Module | None,
-        tokenizer: Any,
-        *,
-        task: str,
-        labels: list[str] | None,
-        max_length: int,
-        text_column: str = "text",
-        info: dict[str, Any] | None = None,
-    ) -> None:
-        self.model = None if model is None else model.eval()  # None: OnnxTextPackage
-        self.tokenizer = tokenizer
-        self.task = task
-        self.labels = labels
-        self.max_length = max_length
-        self.text_column = text_column
-        self.info = info or {}
+    family: ClassVar[str] = "transformer"
+    backend: ClassVar[str] = "torch"
+    batch_size: ClassVar[int] = TEXT_BATCH
+
+    def __post_init__(self) -> None:
+        if self.model is not None:
+            self.model.eval()
 
     @classmethod
-    def from_folder(cls, model: Any, folder: Path, info: dict[str, Any]) -> TextPackage:
-        """The package ``folder`` (its tokenizer and ``package.json`` ``info``) around ``model``."""
+    def from_folder(cls, folder: Path, info: dict[str, Any], **runner: Any) -> TextPackage:
+        """The package ``folder`` (its tokenizer and ``package.json`` ``info``) around
+        ``runner``: ``model=`` the torch model, or (``OnnxTextPackage``) ``session=``."""
         from transformers import AutoTokenizer
 
-        package = cls(
-            model,
-            AutoTokenizer.from_pretrained(folder),
+        return cls(
+            tokenizer=AutoTokenizer.from_pretrained(folder),
             task=info["task"],
             labels=info["labels"],
             max_length=info["max_length"],
             text_column=info["inputs"]["text_column"],
             info=info,
+            folder=Path(folder),
+            **runner,
         )
-        package.folder = Path(folder)
-        return package
 
     def texts(self, rows: Any, text_column: str | None = None) -> list[str]:
         """The whitespace-normalised texts of ``rows`` (as the clean step normalises them)."""
@@ -126,8 +153,7 @@ class TextPackage:
     ) -> np.ndarray:
         """Raw model outputs for every row, in row order (texts batched by length)."""
         texts = self.texts(rows, text_column)
-        width = 1 if self.labels is None else len(self.labels)
-        out = np.empty((len(texts), width), dtype=np.float32)
+        out = np.empty((len(texts), self.width), dtype=np.float32)
         for idx in sorted_batches([len(t) for t in texts], batch_size):
             out[idx] = self._logits([texts[j] for j in idx])
         return out
@@ -138,24 +164,6 @@ class TextPackage:
             texts, truncation=True, max_length=self.max_length, padding=True, return_tensors="pt"
         )
         return self.model(**enc).logits.float().cpu().numpy()
-
-    def predict(
-        self, rows: Any, *, batch_size: int = TEXT_BATCH, text_column: str | None = None
-    ) -> pd.DataFrame:
-        """Label and score (classification) or prediction (regression) for every row.
-
-        Args:
-            rows: A DataFrame with the text column, a list of dicts, or a list of strings.
-            batch_size: Texts per forward pass.
-            text_column: The column holding the text (default: the package's, the name the
-                raw training table gave it; a table without it may use ``text``).
-
-        Raises:
-            PackageInputError: The text column is missing or has missing values.
-        """
-        return to_predictions(
-            self.outputs(rows, batch_size=batch_size, text_column=text_column), self.labels
-        )
 
 
 def _warn_mostly_missing(frame: pd.DataFrame, numeric_columns: list[str]) -> None:
@@ -175,42 +183,38 @@ def _warn_mostly_missing(frame: pd.DataFrame, numeric_columns: list[str]) -> Non
         )
 
 
-class TabularPackage:
+@dataclass(eq=False, kw_only=True)
+class TabularPackage(_Predictor):
     """An MLP on numeric and one-hot categorical columns (scaling inside the model)."""
 
-    family = "mlp"
+    model: MLP = field(repr=False)
+    task: str
+    labels: list[str] | None
+    numeric_columns: list[str]
+    categories: dict[str, list[str]]
+    info: dict[str, Any] = field(default_factory=dict, repr=False)
 
-    def __init__(
-        self,
-        model: MLP,
-        *,
-        task: str,
-        labels: list[str] | None,
-        numeric_columns: list[str],
-        categories: dict[str, list[str]],
-        info: dict[str, Any] | None = None,
-    ) -> None:
-        self.model = model.eval()
-        self.task = task
-        self.labels = labels
-        self.numeric_columns = list(numeric_columns)
+    family: ClassVar[str] = "mlp"
+    batch_size: ClassVar[int] = 1024
+
+    def __post_init__(self) -> None:
+        self.model.eval()
+        self.numeric_columns = list(self.numeric_columns)
         # The model's feature_names are the one ordered source of truth: a JSON object of
         # categories may come back in another order (package.json is written with sorted keys).
-        expected = list(model.spec["feature_names"])
+        expected = list(self.model.spec["feature_names"])
         position = {name: i for i, name in enumerate(expected)}
         self.categories = {
             k: list(v)
             for k, v in sorted(
-                categories.items(),
+                self.categories.items(),
                 key=lambda kv: position.get(f"{kv[0]}={kv[1][0]}", len(expected)) if kv[1] else 0,
             )
         }
-        self.info = info or {}
         names = self.numeric_columns + [f"{c}={v}" for c, vs in self.categories.items() for v in vs]
-        if names != list(model.spec["feature_names"]):
+        if names != expected:
             raise PackageError(
-                f"preprocessing gives features {names} but the model expects "
-                f"{model.spec['feature_names']}"
+                f"preprocessing gives features {names} but the model expects {expected}"
             )
 
     def features(self, rows: Any) -> np.ndarray:
@@ -247,36 +251,35 @@ class TabularPackage:
         chunks = [
             self.model(x[i : i + batch_size]).float().numpy() for i in range(0, len(x), batch_size)
         ]
-        width = 1 if self.labels is None else len(self.labels)
-        return np.concatenate(chunks) if chunks else np.empty((0, width), np.float32)
-
-    def predict(self, rows: Any, *, batch_size: int = 1024, **_: Any) -> pd.DataFrame:
-        """Label and score (classification) or prediction (regression) for every row.
-
-        Raises:
-            PackageInputError: A needed column is missing or not numeric.
-        """
-        return to_predictions(self.outputs(rows, batch_size=batch_size), self.labels)
+        return np.concatenate(chunks) if chunks else np.empty((0, self.width), np.float32)
 
 
 Package = TextPackage | TabularPackage
 
 
-_REQUIRED = {
-    "transformer": {"max_length": int, "inputs": dict},
-    "mlp": {"architecture": dict, "preprocessing": dict},
+# The keys (``inputs.text_column``: a key inside ``inputs``) and types each family needs
+_REQUIRED: dict[str, dict[str, Any]] = {
+    "transformer": {"max_length": int, "inputs": dict, "inputs.text_column": object},
+    "mlp": {
+        "architecture": dict,
+        "preprocessing": dict,
+        "preprocessing.numeric_columns": object,
+        "preprocessing.categories": object,
+    },
 }
 
 
 def _check_keys(path: Path, info: dict[str, Any], wanted: dict[str, Any]) -> None:
-    """Refuse ``info`` unless it holds each key of ``wanted`` with a value of its type."""
+    """Refuse ``info`` unless it holds each (dotted) key of ``wanted`` with a value of its type."""
     for key, kind in wanted.items():
-        if key not in info:
+        group, _, sub = key.rpartition(".")
+        holder = info[group] if group else info
+        if sub not in holder:
             raise PackageError(f"{path}: key '{key}' is missing; rebuild the package")
-        if not isinstance(info[key], kind):
+        if not isinstance(holder[sub], kind):
             raise PackageError(
-                f"{path}: key '{key}' has the wrong type ({type(info[key]).__name__}: "
-                f"{info[key]!r}); rebuild the package"
+                f"{path}: key '{key}' has the wrong type ({type(holder[sub]).__name__}: "
+                f"{holder[sub]!r}); rebuild the package"
             )
 
 
@@ -302,15 +305,6 @@ def read_package_info(folder: Path) -> dict[str, Any]:
     if family not in _REQUIRED:
         raise PackageError(f"{path}: unknown model family {family!r}; known: {sorted(_REQUIRED)}")
     _check_keys(path, info, {"task": str, "labels": (list, type(None)), **_REQUIRED[family]})
-    nested = (
-        {"inputs": ("text_column",)}
-        if family == "transformer"
-        else {"preprocessing": ("numeric_columns", "categories")}
-    )
-    for key, subkeys in nested.items():
-        for sub in subkeys:
-            if sub not in info[key]:
-                raise PackageError(f"{path}: key '{key}.{sub}' is missing; rebuild the package")
     if (info["task"] == "classification") != isinstance(info["labels"], list):
         raise PackageError(f"{path}: task {info['task']!r} with labels {info['labels']!r}")
     return info
@@ -383,7 +377,7 @@ def load_package(folder: str | Path, *, verify: bool = True, backend: str = "tor
             AutoModelForSequenceClassification.from_pretrained, folder, use_safetensors=True
         )
         _check_package_labels(folder, info, model)
-        return TextPackage.from_folder(model, folder, info)
+        return TextPackage.from_folder(folder, info, model=model)
     from safetensors.torch import load_file
 
     try:
@@ -394,7 +388,7 @@ def load_package(folder: str | Path, *, verify: bool = True, backend: str = "tor
     model.load_state_dict(load_file(folder / WEIGHTS_FILE), strict=True)
     pre = info["preprocessing"]
     return TabularPackage(
-        model,
+        model=model,
         task=info["task"],
         labels=info["labels"],
         numeric_columns=pre["numeric_columns"],

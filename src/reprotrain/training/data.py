@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -13,6 +14,7 @@ from torch.utils.data import DataLoader
 from reprotrain.batches import Collator, TableDataset
 
 
+@dataclass(eq=False)
 class GroupedBatchSampler:
     """Seeded, epoch-aware batches; optionally grouped by length, optionally sharded by rank.
 
@@ -27,26 +29,19 @@ class GroupedBatchSampler:
     Lightning) reshuffles.
     """
 
-    def __init__(
-        self,
-        lengths: np.ndarray,
-        batch_size: int,
-        *,
-        shuffle: bool,
-        group_by_length: bool,
-        seed: int = 0,
-        rank: int = 0,
-        world_size: int = 1,
-    ) -> None:
-        self.lengths = np.asarray(lengths)
-        self.batch_size = batch_size
-        self.shuffle = shuffle
-        self.group_by_length = group_by_length
-        self.seed = seed
-        self.rank = rank
-        self.world_size = world_size
-        self.epoch = 0
-        self._skip: tuple[int, int] | None = None  # (epoch, batches already trained on)
+    lengths: np.ndarray
+    batch_size: int
+    _: KW_ONLY
+    shuffle: bool
+    group_by_length: bool
+    seed: int = 0
+    rank: int = 0
+    world_size: int = 1
+    epoch: int = field(default=0, init=False)
+    _skip: tuple[int, int] | None = field(default=None, init=False)  # (epoch, batches done)
+
+    def __post_init__(self) -> None:
+        self.lengths = np.asarray(self.lengths)
 
     def set_epoch(self, epoch: int) -> None:
         """Use a different (still seeded) order for each epoch."""

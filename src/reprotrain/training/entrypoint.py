@@ -50,18 +50,8 @@ def distributed_env(environ: Mapping[str, str]) -> dict[str, str]:
 
     A single process with neither gets a world of one.
     """
-    if "RANK" in environ and "WORLD_SIZE" in environ:
-        world = int(environ["WORLD_SIZE"])
-        local_world = int(environ.get("LOCAL_WORLD_SIZE", world))
-        rank = int(environ["RANK"])
-        env = {
-            "RANK": str(rank),
-            "WORLD_SIZE": str(world),
-            "LOCAL_RANK": environ.get("LOCAL_RANK", str(rank % local_world)),
-            "LOCAL_WORLD_SIZE": str(local_world),
-            "GROUP_RANK": environ.get("GROUP_RANK", str(rank // local_world)),
-        }
-    elif "SLURM_PROCID" in environ:
+    torchrun = "RANK" in environ and "WORLD_SIZE" in environ
+    if "SLURM_PROCID" in environ and not torchrun:
         world = int(environ["SLURM_NTASKS"])
         nodes = int(environ.get("SLURM_NNODES", environ.get("SLURM_JOB_NUM_NODES", 1)))
         job = int(environ.get("SLURM_JOB_ID", 0))
@@ -75,12 +65,16 @@ def distributed_env(environ: Mapping[str, str]) -> dict[str, str]:
             "MASTER_PORT": environ.get("MASTER_PORT", str(15000 + job % 20000)),
         }
     else:
+        given = environ if torchrun else {}  # neither: a world of one
+        world = int(given.get("WORLD_SIZE", 1))
+        local_world = int(given.get("LOCAL_WORLD_SIZE", world))
+        rank = int(given.get("RANK", 0))
         env = {
-            "RANK": "0",
-            "WORLD_SIZE": "1",
-            "LOCAL_RANK": "0",
-            "LOCAL_WORLD_SIZE": "1",
-            "GROUP_RANK": "0",
+            "RANK": str(rank),
+            "WORLD_SIZE": str(world),
+            "LOCAL_RANK": given.get("LOCAL_RANK", str(rank % local_world)),
+            "LOCAL_WORLD_SIZE": str(local_world),
+            "GROUP_RANK": given.get("GROUP_RANK", str(rank // local_world)),
         }
     env.setdefault("MASTER_ADDR", environ.get("MASTER_ADDR", "127.0.0.1"))
     env.setdefault("MASTER_PORT", environ.get("MASTER_PORT", "29500"))

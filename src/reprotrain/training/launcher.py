@@ -167,7 +167,7 @@ def torchrun_command(p: FitParams, run_dir: Path) -> list[str]:
 
     One node: ``--standalone`` (a free local port). Several nodes: c10d rendezvous at
     ``$REPROTRAIN_RDZV_ENDPOINT`` or ``fit.trainer.rdzv_endpoint`` (``host:port``); the other
-    nodes run ``worker_command``.
+    nodes run the same command (``launch`` logs it).
 
     Raises:
         ValueError: several nodes and no rendezvous endpoint.
@@ -215,13 +215,6 @@ def srun_command(p: FitParams, run_dir: Path) -> list[str]:
     ]
 
 
-def worker_command(p: FitParams, run_dir: Path) -> str:
-    """The command to start on each other node of a multi-node torchrun run."""
-    cmd = torchrun_command(p, run_dir)
-    cmd[0] = "python"
-    return " ".join(cmd)
-
-
 # ---------------------------------------------------------------------------------- launch
 def _failure_message(run_dir: Path, returncode: int, tail: deque[str]) -> str:
     # the first rank to fail first: the others usually fail because it went away
@@ -245,8 +238,6 @@ def launch(
     validation_set: pd.DataFrame | None,
     parameters: FitParams,
     task: TaskParams,
-    *,
-    run_dir: str | Path | None = None,
 ) -> tuple[nn.Module, pd.DataFrame]:
     """Train on ``devices * num_nodes`` processes and return (trained model, history).
 
@@ -256,22 +247,21 @@ def launch(
         validation_set: Converted validation rows (or ``None``).
         parameters: The validated ``fit`` parameters.
         task: The validated ``task`` group.
-        run_dir: The run folder (default ``run_dir_for(parameters)``).
 
     Raises:
         DistributedTrainingError: A rank failed, or no result was written.
     """
     p = parameters
     t = p.trainer
-    run_dir = Path(run_dir).resolve() if run_dir else run_dir_for(p)
+    run_dir = run_dir_for(p)
     p = world_params(p, t.devices * t.num_nodes, t.devices)
     write_inputs(run_dir, model, train_set, validation_set, p, task)
     cmd = srun_command(p, run_dir) if t.launcher == "srun" else torchrun_command(p, run_dir)
-    if t.num_nodes > 1 and t.launcher == "torchrun":
+    if t.num_nodes > 1 and t.launcher == "torchrun":  # the same command on the other nodes
         log.info(
             "multi-node run: on each of the other %d nodes, start\n  %s",
             t.num_nodes - 1,
-            worker_command(p, run_dir),
+            " ".join(["python", *cmd[1:]]),
         )
     log.info(
         "training on %d processes (%s): %s",

@@ -150,7 +150,7 @@ class Objective:
             shutil.rmtree(folder, ignore_errors=True)
 
 
-def make_study(tune: TuneParams, storage: Any = None, name: str = "tune") -> optuna.Study:
+def make_study(tune: TuneParams, storage: Any = None) -> optuna.Study:
     """A study with the seeded TPE sampler and the configured pruner."""
     pr = tune.pruner
     pruner: optuna.pruners.BasePruner = (
@@ -161,7 +161,7 @@ def make_study(tune: TuneParams, storage: Any = None, name: str = "tune") -> opt
         else optuna.pruners.NopPruner()
     )
     return optuna.create_study(
-        study_name=name,
+        study_name="tune",
         storage=storage,
         load_if_exists=True,
         direction=tune.direction,

@@ -119,6 +119,31 @@ def test_a_bad_task_group_names_globals_yml():
         parse("task", None)
 
 
+@pytest.mark.parametrize(
+    ("step", "raw", "message"),
+    [
+        (  # pydantic puts the union member's tag (mlp) in the location: not a key in the file
+            "fit",
+            {"model": {"family": "mlp", "hiden_sizes": [8]}},
+            "unknown key 'fit.model.hiden_sizes' (allowed keys: activation, bins, dropout, "
+            "family, hidden_sizes, init)",
+        ),
+        ("fit", {"model": {"family": "mlp", "dropout": 2}}, "'fit.model.dropout': Input should"),
+        (
+            "tune",
+            {"space": {"fit.optimizer.lr": {"low": 1e-5, "hihg": 1e-3}}},
+            "unknown key 'tune.space.fit.optimizer.lr.hihg' (allowed keys: high, log, low, step)",
+        ),
+    ],
+)
+def test_a_typo_inside_a_tagged_union_names_the_key_as_written_and_the_allowed_keys(
+    step, raw, message
+):
+    with pytest.raises(ParameterError) as err:
+        parse(step, {**load_params(step, "base"), **raw}, TASK)
+    assert message in str(err.value)
+
+
 @pytest.mark.parametrize("env", ["base", "penguins"])
 def test_every_step_of_the_real_configuration_parses(env):
     task = load_params("task", env)

@@ -17,7 +17,7 @@ steps stay cheap.
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args, get_origin
 
 from pydantic import (
     BaseModel,
@@ -643,16 +643,45 @@ def _refuse_task_keys(step: str, raw: dict[str, Any]) -> None:
         )
 
 
+def _tagged(annotation: Any, tag: str | None = None) -> dict[str, type[BaseModel]]:
+    """The models of a tagged union by the tag pydantic puts in an error's location: a
+    ``Tag`` or the value of the ``Literal`` field that discriminates them (``family``)."""
+    if get_origin(annotation) is Annotated:
+        tags = [m.tag for m in annotation.__metadata__ if isinstance(m, Tag)]
+        return _tagged(get_args(annotation)[0], tags[0] if tags else tag)
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        literals = [
+            get_args(f.annotation)[0]
+            for f in annotation.model_fields.values()
+            if get_origin(f.annotation) is Literal and len(get_args(f.annotation)) == 1
+        ]
+        tag = tag or next(iter(literals), None)
+        return {tag: annotation} if tag else {}
+    return {k: v for arg in get_args(annotation) for k, v in _tagged(arg, tag).items()}
+
+
+def _locate(model: type[BaseModel], loc: tuple[Any, ...]) -> tuple[str, Any]:
+    """The key of an error's location as the file spells it (without the union tags pydantic
+    adds, ``model.mlp.dropout`` → ``model.dropout``), and the model that holds its last part."""
+    parts, parent, tags = [str(p) for p in loc], model, {}
+    for part in loc[:-1]:
+        field = getattr(parent, "model_fields", {}).get(part)
+        if field is not None:
+            members = _models_in(field.annotation)
+            parent, tags = (members[0] if len(members) == 1 else None), _tagged(field.annotation)
+        elif part in tags:  # the union member pydantic tried: not a key in the file
+            parent, tags = tags[part], {}
+            parts.remove(str(part))
+    return ".".join(parts), parent
+
+
 def _describe_error(step: str, model: type[BaseModel], err: ValidationError) -> str:
     lines = []
     for e in err.errors():
-        key = ".".join(str(p) for p in (step, *e["loc"]))
+        key, parent = _locate(model, e["loc"])
+        key = ".".join((step, key)) if key else step
         if e["type"] == "extra_forbidden":
-            parent: Any = model
-            for part in e["loc"][:-1]:
-                field = getattr(parent, "model_fields", {}).get(part)
-                parent = next(iter(_models_in(field.annotation)), None) if field else None
-            allowed = sorted(getattr(parent, "model_fields", {})) if parent else []
+            allowed = sorted(getattr(parent, "model_fields", {}))
             lines.append(f"unknown key '{key}' (allowed keys: {', '.join(allowed)})")
         else:
             lines.append(f"'{key}': {e['msg']} (got {e.get('input')!r})")

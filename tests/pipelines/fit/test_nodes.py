@@ -300,7 +300,7 @@ def test_resume_continues_and_matches_uninterrupted(tmp_path):
     [
         ({"optimizer": {"name": "rmsprop"}}, r"fit.optimizer.name.*'sgd', 'adam' or 'adamw'"),
         ({"optimizer": {"lr": -0.1}}, r"fit.optimizer.lr.*greater than 0"),
-        ({"model": {"activation": "swish"}}, r"fit.model.mlp.activation"),
+        ({"model": {"activation": "swish"}}, r"'fit.model.activation': Input should be"),
         ({"optimiser": {"name": "adam"}}, r"unknown key 'fit.optimiser'.*optimizer"),
         ({"loss": "mse"}, r"classification task trains with loss 'cross_entropy'"),
     ],

@@ -1,17 +1,9 @@
 """Atomic files and folders: write beside the target, then rename into place.
 
-The one home of the project's write safety, used by the Kedro datasets, the trainer's
-checkpoints and history, the launcher's results, the model package and the demo data. A
-writer puts its new file or folder at a fresh hidden sibling of the target (same folder, so
-the same file system) and renames it into place only once it is complete: a crash, a full
-disk or a failing serialiser leaves the previous version byte-for-byte as it was.
-
-Temporary names carry the writing process's id and a random part
-(``.<name>.tmp-<pid>-<random>``, see ``temp_sibling``): concurrent runs never share one, and
-the next write of the same target removes the leftovers of a process that no longer runs
-(``remove_stale_siblings``), e.g. after ``kill -9`` or a full disk. A folder swapped out by
-``replace_dir`` is moved aside as ``.<name>.old-<pid>-<random>``; ``recover_dir`` puts it back
-when a crash came between the two renames.
+The one home of the project's write safety. A writer puts its new file or folder at a fresh
+hidden sibling of the target (same folder, so the same file system) and renames it into place
+only once it is complete: a crash, a full disk or a failing serialiser leaves the previous
+version byte-for-byte as it was, and the next write removes the dead writer's leftovers.
 """
 
 from __future__ import annotations
@@ -116,10 +108,7 @@ def remove_stale_siblings(target: str | os.PathLike[str]) -> None:
 def writing(target: str | os.PathLike[str], suffix: str = "") -> Iterator[Path]:
     """A fresh temporary path beside ``target``, renamed onto it when the block succeeds.
 
-    Used by every file writer (the atomic Kedro datasets, checkpoints, history files): a crash
-    or a full disk leaves ``target`` as it was and the temporary file is removed (or, after a
-    kill, cleaned up by the next write of ``target``). ``suffix`` ends the temporary name, for
-    writers that pick a format from the extension.
+    ``suffix`` ends the temporary name, for writers that pick a format from the extension.
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -135,11 +124,9 @@ def writing(target: str | os.PathLike[str], suffix: str = "") -> Iterator[Path]:
 
 @contextlib.contextmanager
 def writing_dir(target: str | os.PathLike[str]) -> Iterator[Path]:
-    """A new empty folder beside ``target``, swapped into place when the block succeeds
-    (``replace_dir``) and removed if it fails: the folder version of ``writing``.
+    """A new empty folder beside ``target``, swapped into place when the block succeeds.
 
-    First ``target`` is recovered if a crash left it swapped aside (``recover_dir``), and the
-    folders that crashed saves of it left behind are removed (their process is gone).
+    The folder version of ``writing``; it is removed if the block fails.
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -182,9 +169,7 @@ def replace_dir(new: str, target: str) -> None:
 def recover_dir(target: str) -> bool:
     """Undo a swap that a crash interrupted: put the previous folder back at ``target``.
 
-    When ``target`` is missing and a crashed ``replace_dir`` left the previous folder aside
-    (``.<name>.old-<pid>-<random>``, its process gone), that folder is renamed back. Moved-aside
-    folders left beside an existing ``target`` are removed (the swap had finished).
+    Moved-aside folders left beside an existing ``target`` are removed (the swap had finished).
 
     Returns:
         Whether a folder was put back.

@@ -1,16 +1,9 @@
 """Atomic versions of the kedro-datasets types the catalog writes: temporary file, then rename.
 
-kedro-datasets writes a file in place: a crash, a full disk or a failing serialiser midway
-leaves a truncated file where a good one stood. The classes here write to a temporary
-sibling (same folder, so the same file system) and ``os.replace`` it over the target only
-once the write has finished; on any error the temporary file is removed and the previous
-file stays byte-for-byte as it was.
-
-Loading, load and save arguments and everything else are the parent class's. Only local
-paths are written atomically; for a remote protocol (``s3://`` ...) the parent's save runs
-unchanged, since an object store replaces an object in one request anyway.
-
-Temporary names and the cleanup of a crashed save's leftovers: ``reprotrain.atomic``.
+kedro-datasets writes a file in place: a crash midway leaves a truncated file where a good one
+stood. Only local paths are written atomically (``reprotrain.atomic.writing``); for a remote
+protocol (``s3://`` ...) the parent's save runs unchanged, since an object store replaces an
+object in one request anyway.
 """
 
 from __future__ import annotations
@@ -33,8 +26,7 @@ class AtomicSaveMixin:
     Mix it in before a kedro-datasets class whose ``save`` writes one file at
     ``self._get_save_path()`` (``CSVDataset``, ``ParquetDataset``, ``JSONDataset``,
     ``MatplotlibDataset`` with a single figure): while the parent saves, ``_get_save_path``
-    returns the temporary path ``.<name>.tmp-<pid>-<random>`` beside the target (from
-    ``reprotrain.atomic.writing``); leftovers of a crashed earlier save are removed first.
+    returns the temporary path beside the target.
 
     Example:
 
@@ -66,7 +58,7 @@ class AtomicSaveMixin:
         return target
 
     def save(self, data: Any) -> None:
-        """Save through the parent class into a temporary file, then rename it into place.
+        """Save through the parent class into a temporary file, then rename it.
 
         Raises:
             DatasetError: The target is a folder, or the parent's save failed (the

@@ -1,12 +1,7 @@
 """``ModelArtifact``: what is saved of a model (architecture spec and weights), and its folder.
 
 Below ``reprotrain.models`` (and free of torch at import): the Kedro datasets use it without
-importing the model code.
-
-A model folder holds ``spec.json`` (the architecture, JSON) and ``model.safetensors`` (the
-weights): nothing is pickled in either direction. ``save_artifact`` swaps a new folder into
-place atomically (``reprotrain.atomic``); ``SafetensorsModelDataset`` is the Kedro dataset
-around these two functions.
+importing the model code. Nothing is pickled in either direction.
 """
 
 from __future__ import annotations

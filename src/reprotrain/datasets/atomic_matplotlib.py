@@ -11,9 +11,8 @@ from reprotrain.datasets.atomic import AtomicSaveMixin
 class AtomicMatplotlibDataset(AtomicSaveMixin, MatplotlibDataset):
     """``matplotlib.MatplotlibDataset`` whose saves of one figure are atomic.
 
-    The figure is rendered into a temporary file beside the target, then renamed into place.
-    (A list or dict of figures, which the parent writes as a folder, is not supported: the
-    project saves one figure per dataset.)
+    A list or dict of figures, which the parent writes as a folder, is not supported: the
+    project saves one figure per dataset.
 
     Example catalog entry (YAML API):
 

@@ -63,9 +63,8 @@ class FolderDataset(AbstractDataset[Any, Any]):
 class SafetensorsModelDataset(FolderDataset):
     """Save and load a ``ModelArtifact`` as a folder: ``spec.json`` + ``model.safetensors``.
 
-    No pickle is involved in either direction. Saving writes into a temporary folder next to
-    the target and renames it into place, so a failed save leaves the previous model intact.
-    ``load_args`` go to ``safetensors.torch.load_file`` (``device``), ``save_args`` to
+    No pickle is involved in either direction. ``load_args`` go to
+    ``safetensors.torch.load_file`` (``device``), ``save_args`` to
     ``safetensors.torch.save_file`` (``metadata``). Fsspec protocols are read, not written.
 
     Example catalog entry (YAML API):

@@ -38,8 +38,7 @@ class ModelPackageDataset(FolderDataset):
     that knows how to ``write`` its files and how to ``verify`` a written copy against the
     model still in memory. The dataset
 
-    1. creates a temporary folder beside the target (same file system, so the final rename
-       is atomic),
+    1. creates a temporary folder beside the target,
     2. lets the package ``write`` itself there and adds ``manifest.json`` (SHA-256 of every
        file),
     3. re-checks the manifest and calls ``verify`` on the temporary folder, which reloads the
@@ -47,11 +46,8 @@ class ModelPackageDataset(FolderDataset):
     4. only then swaps the folder into place (``replace_dir``).
 
     A failure at any step removes the temporary folder and re-raises: the previous package,
-    if any, stays untouched, and no half-written package is ever visible at ``filepath``.
-    Verification runs before the swap because the package must never be published unverified.
-    A crash (``kill -9``) leaves the temporary folder, named with the process id, which the
-    next save removes; a crash between the swap's two renames leaves no folder at
-    ``filepath`` but the previous one beside it, which the next load or save restores.
+    if any, stays untouched. Verification runs before the swap because the package must never
+    be published unverified.
 
     Loading verifies ``manifest.json`` first (a missing, changed or extra file raises an error
     naming it; ``load_args: {verify: false}`` skips it), then returns

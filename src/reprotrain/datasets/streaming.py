@@ -1,10 +1,7 @@
 """``StreamingCSVDataset``: a CSV written chunk by chunk from an iterable of tables, atomically.
 
-Batch prediction reads its input in chunks (``pandas.CSVDataset`` with ``load_args:
-chunksize``) and returns its output as an iterable of tables, one per input chunk. This dataset
-writes them one after the other into a temporary sibling of the target and renames it into
-place at the end, so memory does not grow with the file and a failure midway leaves the
-previous file as it was. A plain DataFrame is saved as ``AtomicCSVDataset`` saves it.
+Batch prediction returns its output as an iterable of tables, one per input chunk; writing them
+one after the other keeps memory flat however long the file.
 """
 
 from __future__ import annotations

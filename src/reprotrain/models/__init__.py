@@ -1,9 +1,4 @@
-"""Model builders: plain ``nn.Module`` architectures behind one small registry.
-
-``build_model`` makes a model from the ``fit.model`` parameters; ``to_artifact`` /
-``from_artifact`` describe its architecture as JSON beside its weights and rebuild it, so that
-weights can live in safetensors and nothing needs pickle.
-"""
+"""Model builders: plain ``nn.Module`` architectures behind one small registry."""
 
 from __future__ import annotations
 

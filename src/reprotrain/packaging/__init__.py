@@ -23,10 +23,6 @@ Applications use ``load_package(folder).predict(rows)``:
     #       label  label_id     score
     # 0  positive         1  0.981...
     # 1  negative         0  0.975...
-
-The pieces: ``format`` (version, file names), ``manifest`` (SHA-256 of every file),
-``runtime`` (predictors, ``load_package``, verification; imports neither Kedro nor
-Lightning), ``build`` (``PackageDraft``, ``package.json``), ``card``, ``lineage``, ``onnx``.
 """
 
 from __future__ import annotations

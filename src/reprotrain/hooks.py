@@ -110,9 +110,7 @@ class PredictionsPathHook:
 
     ``--params predictions=<path>`` takes any path, and the atomic save replaces whatever is
     there: the raw training table, the table being predicted, a file inside the model package.
-    This hook stops the run before any node, naming the path and the data it would replace,
-    in one paragraph and exit code 1 (as ``RawFileHook``: a wrong path, not a program error).
-    Refused: the file of any other catalog dataset (``predict_input`` included), anything
+    Exit code 1, as ``RawFileHook``: a wrong path, not a program error. Refused: the file of any other catalog dataset (``predict_input`` included), anything
     inside a catalog dataset's folder (the package, the trained model) or a folder holding
     one, the training run's checkpoint and log folders, and anything under ``data/01_raw``
     (raw inputs, which no step writes).

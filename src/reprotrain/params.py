@@ -205,9 +205,7 @@ class TrainerParams(_Params):
     num_nodes: int = Field(1, ge=1)
     strategy: Literal["auto", "ddp", "fsdp", "deepspeed"] = "auto"
     precision: Literal["auto", "32-true", "16-mixed", "bf16-mixed", "bf16-true"] = "auto"
-    # The training budget (reprotrain.training.budget): at least min_steps optimiser steps
-    # (the epoch cap is raised to reach them), at most max_epochs / max_steps, stopped early
-    # when validation stops improving; fit.budget adds a wall-clock limit.
+    # The training budget: see reprotrain.training.budget.
     max_epochs: int = Field(10, ge=1)
     min_steps: int = Field(300, ge=0)
     # -1 (or null): no step cap; 0 would save an untrained model and is rejected

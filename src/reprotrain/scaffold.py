@@ -6,11 +6,8 @@ id, or ignored), says what it inferred and why, and writes ``conf/<env>/`` so th
 
     python -m reprotrain new-task data/01_raw/tickets.csv --label category
 
-The steps are small functions: :func:`read_table` → :func:`infer_plan` (a :class:`Plan`) →
-:func:`render_files` → :func:`write_env`. When a question has no safe answer (two text-like
-columns, a label with one value, ...) it refuses with one short message, exit code 2, and
-writes nothing. The folder is written beside its target and renamed into place, so a failed
-run never leaves a half-written environment.
+When a question has no safe answer (two text-like columns, a label with one value, ...) it
+refuses with one short message, exit code 2, and writes nothing.
 
 Only pandas and yaml are imported here (the generated parameters are validated with
 ``reprotrain.params``, which imports pydantic alone).

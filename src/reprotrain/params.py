@@ -1,13 +1,9 @@
 """Typed parameters of every step, validated before any node runs.
 
 Each ``conf/<env>/parameters_<step>.yml`` holds one top-level key named after its step, and
-``conf/<env>/globals.yml`` holds the group ``task``: the values several steps share (task type,
-labels, pretrained checkpoint, ``max_length``, seed) and the task's data paths. Kedro loads
-``globals.yml`` both as globals (the catalog's paths) and as parameters (``params:task``, an
-input of every step; see ``settings.py``). Nodes take the task group and their step's group side
-by side: a step model holds only its step's own keys, and a step file that repeats a task key
-is refused. Step files hold literal values only: DVC can edit them with ``dvc exp run -S`` (it
-cannot resolve Kedro's ``${globals:...}``).
+``conf/<env>/globals.yml`` holds the group ``task``: the values several steps share and the
+task's data paths (how it reaches the nodes: ``settings.py``). Nodes take the task group and
+their step's group side by side: a step file that repeats a task key is refused.
 
 The models here give a typo or a bad value a message that names the key and the allowed values,
 instead of a ``KeyError`` deep inside a node. This module imports only pydantic, so that cheap

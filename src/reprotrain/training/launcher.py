@@ -2,15 +2,9 @@
 
 Lightning's own DDP launcher re-executes ``sys.argv`` for every extra rank, which under
 ``kedro run`` re-runs the whole pipeline on every rank. Instead, the ``train_model`` node calls
-``launch``, which
-
-1. writes the node's inputs to a run folder (``<checkpoint_dir>/launch``): the initial model
-   (``spec.json`` + safetensors), the train/validation tables (Parquet) and the parameters
-   (JSON);
-2. starts ``python -m reprotrain.training.entrypoint <run folder>`` on every rank, through
-   ``torch.distributed.run`` (torchrun) or, with ``fit.trainer.launcher: srun``, SLURM's srun;
-3. waits, forwarding the ranks' output to the Kedro log, and loads what rank 0 wrote: the
-   trained model and the training history.
+``launch``, which writes the node's inputs to a run folder (``<checkpoint_dir>/launch``), starts
+``python -m reprotrain.training.entrypoint <run folder>`` on every rank (torchrun or srun),
+forwards the ranks' output to the Kedro log and loads what rank 0 wrote.
 
 A failing rank fails the node with that rank's error and the tail of the log; nothing is
 returned, so the catalog saves nothing and earlier outputs stay as they were.
@@ -284,7 +278,6 @@ def launch(
         raise DistributedTrainingError(
             f"the ranks exited cleanly but rank 0 wrote no result in {run_dir / 'result'}"
         )
-    # the model (train mode) and history that rank 0 wrote
     trained = from_artifact(load_artifact(str(run_dir / "result" / "trained_model"))).train()
     history = pd.read_parquet(run_dir / "result" / "history.parquet")
     reports = [json.loads(f.read_text()) for f in (run_dir / "ranks").glob("rank-*.json")]

@@ -66,7 +66,6 @@ def _predict_chunk(
             f"its output; the output would hold two columns of that name. Rename or drop "
             f"them in the input (a former predictions file: keep only the input columns)."
         )
-    # NA, null, ... in a tabular package's feature columns are missing, as in the clean step
     columns = [*getattr(package, "numeric_columns", []), *getattr(package, "categories", {})]
     present = [c for c in columns if c in rows.columns]
     preds = predict_rows(

@@ -106,10 +106,7 @@ def remove_stale_siblings(target: str | os.PathLike[str]) -> None:
 
 @contextlib.contextmanager
 def writing(target: str | os.PathLike[str], suffix: str = "") -> Iterator[Path]:
-    """A fresh temporary path beside ``target``, renamed onto it when the block succeeds.
-
-    ``suffix`` ends the temporary name, for writers that pick a format from the extension.
-    """
+    """A fresh temporary path beside ``target``, renamed onto it when the block succeeds."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_siblings(target)

@@ -30,8 +30,7 @@ def predict_outputs(
 ) -> np.ndarray:
     """Raw model outputs (logits, or predictions for regression) for every row, in row order.
 
-    Texts go longest first (``sorted_batches``), padded per batch as in training; the
-    outputs are put back in the table's row order.
+    Texts go longest first (``sorted_batches``), padded per batch as in training.
 
     Args:
         model: A model from ``reprotrain.models.from_artifact`` (eval mode).

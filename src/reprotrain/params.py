@@ -179,10 +179,9 @@ class DataLoaderParams(_Params):
 class EarlyStoppingParams(_Params):
     """Stop when the validation metric has not improved for ``patience`` validations.
 
-    ``monitor: auto`` watches macro-F1 (``val/f1``) when every class has enough validation
-    rows, else the validation loss (``reprotrain.training.budget.monitor_of``); or name a
-    metric the fit step logs. The best checkpoint follows the same metric. Early stopping
-    never acts before ``trainer.min_steps`` optimiser steps.
+    ``monitor: auto``: see ``reprotrain.training.budget.monitor_of``; or name a metric the fit
+    step logs. The best checkpoint follows the same metric. Early stopping never acts before
+    ``trainer.min_steps`` optimiser steps.
     """
 
     monitor: Literal[

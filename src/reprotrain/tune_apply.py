@@ -1,10 +1,8 @@
 """``python -m reprotrain tune-apply [--env E]``: make the best trial the env's fit parameters.
 
-Reads ``data/08_reporting/<task>/tune/best_params.yml`` (written by ``kedro run
---pipelines=tune --env=E``) and merges its ``fit`` values into ``conf/<E>/parameters_fit.yml``
-(created when missing; other keys of that file are kept). Then ``kedro run --pipelines=train
---env=E`` or ``dvc repro`` (whose stages depend on ``conf/<env>``) trains exactly the trial's
-model, and only then scores it on the test split.
+Other keys of ``conf/<E>/parameters_fit.yml`` are kept. Then ``kedro run --pipelines=train
+--env=E`` or ``dvc repro`` trains exactly the trial's model, and only then scores it on the test
+split.
 """
 
 from __future__ import annotations

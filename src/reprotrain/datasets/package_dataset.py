@@ -34,9 +34,7 @@ def _make_readable(folder: Path) -> None:
 class ModelPackageDataset(FolderDataset):
     """Save a model package folder atomically and verified; load it back after a manifest check.
 
-    Saving takes a ``StagedPackage`` (see ``reprotrain.packaging.PackageDraft``): an object
-    that knows how to ``write`` its files and how to ``verify`` a written copy against the
-    model still in memory. The dataset
+    Saving takes a ``StagedPackage`` (``reprotrain.packaging.PackageDraft``). The dataset
 
     1. creates a temporary folder beside the target,
     2. lets the package ``write`` itself there and adds ``manifest.json`` (SHA-256 of every

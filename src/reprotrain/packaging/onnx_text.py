@@ -2,8 +2,7 @@
 
 ``package.onnx: fp32`` (or ``int8``) in ``parameters_package.yml`` adds ``onnx/model.onnx``
 (or ``onnx/model_quantized.onnx``, dynamic int8 weights) beside the Hugging Face files, so
-plain ``transformers`` still loads the folder. The file is listed in ``manifest.json`` like
-every other, and ``package.json`` names it under ``onnx``. Use it with
+plain ``transformers`` still loads the folder. Use it with
 
 .. code-block:: python
 

@@ -220,8 +220,7 @@ class TabularPackage(_Predictor):
     def features(self, rows: Any) -> np.ndarray:
         """Raw rows → the model's float32 features (numbers as given, categories one-hot).
 
-        A missing number stays NaN (the model imputes the training mean); a missing or
-        unknown category encodes as all zeros (unknown: with a warning), as in the convert step.
+        Missing and unknown values are encoded as in the convert step (``features.one_hot``).
 
         Raises:
             PackageInputError: A needed column is missing, or a numeric column is not numeric

@@ -25,8 +25,7 @@ class GroupedBatchSampler:
     process would, and each rank takes an equal slice of each, so the global batches, and the
     averaged gradients, do not depend on the number of devices (a last global batch that does
     not split evenly loses its remainder). Evaluation (``shuffle=False``) gives each rank every
-    ``world_size``-th row, so every row is evaluated exactly once. ``set_epoch`` (called by
-    Lightning) reshuffles.
+    ``world_size``-th row, so every row is evaluated exactly once.
     """
 
     lengths: np.ndarray

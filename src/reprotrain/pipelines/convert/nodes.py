@@ -104,11 +104,7 @@ def _position_limit(folder: str, tokenizer: Any) -> int | None:
 
 
 def _features(table: pd.DataFrame, p: ConvertParams) -> pd.DataFrame:
-    """Numeric columns cast to float32; categoricals one-hot over the configured categories.
-
-    A missing or unseen category encodes as all zeros (unseen: with a warning); missing numbers stay NaN and are
-    imputed by the model with training-split means.
-    """
+    """Numeric columns cast to float32 (NaN kept); categoricals one-hot (``one_hot``)."""
     cols = {c: pd.to_numeric(table[c], errors="raise").astype("float32") for c in p.numeric_columns}
     for c, categories in p.categories.items():
         cols.update(one_hot(table[c], c, categories))

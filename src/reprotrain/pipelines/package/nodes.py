@@ -25,8 +25,7 @@ log = logging.getLogger(__name__)
 def card_texts(p: PackageParams, task: TaskParams) -> dict[str, str]:
     """The card's name, intended use and limitations: as written for this task, else generated.
 
-    Texts whose ``describes`` names another task (an env inheriting the demo's texts) are
-    not used: a card must never describe a task it was not trained for.
+    Texts written for another task are not used (see ``PackageParams.describes``).
     """
     own = p.describes is None or p.describes == task.name
     if not own:

@@ -23,10 +23,9 @@ def predict_table(
 ) -> pd.DataFrame | Iterator[pd.DataFrame]:
     """Predict every row; return the input columns plus ``predicted_label`` and ``score``.
 
-    Regression packages add ``prediction`` instead. The package was loaded (and its
-    manifest checked) by the catalog. The table is read literally (a text "None" is a text);
-    in a tabular package's feature columns ``NA``, ``null``, ... are missing values, as in
-    the clean step. A long table logs its progress every ``log_every_s`` seconds.
+    Regression packages add ``prediction`` instead. The table is read literally (a text
+    "None" is a text); in a tabular package's feature columns ``NA``, ``null``, ... are
+    missing values, as in the clean step.
 
     ``predict_input`` may also be an iterable of chunks (the catalog reads the CSV with
     ``chunksize``): then the first chunk is predicted at once (so a bad table fails here)

@@ -135,9 +135,7 @@ def project_relative(path: str, root: Path) -> str:
 def read_table(path: Path) -> pd.DataFrame:
     """The file as the catalog's ``raw_table`` reads it, numbers parsed as the clean step does.
 
-    Cells are read literally (a class named ``NA`` is a class); a column whose values are all
-    numbers or missing-value markers (``NA``, ``null``, ...) becomes numeric, as clean reads
-    numeric features.
+    Other cells are read literally: a class named ``NA`` is a class.
     """
     if not path.is_file():
         raise ScaffoldError(f"no file {path}: which file did you mean?")

@@ -336,8 +336,7 @@ def _check_package_labels(folder: Path, info: dict[str, Any], model: nn.Module) 
 def load_package(folder: str | Path, *, verify: bool = True, backend: str = "torch") -> Package:
     """Load a package folder for prediction.
 
-    When the folder is missing because a crash interrupted the swap of a new version into
-    place, the previous version is restored first (``recover_dir``).
+    A folder that a crashed save left swapped aside is restored first (``recover_dir``).
 
     Args:
         folder: The package folder.

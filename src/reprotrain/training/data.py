@@ -105,12 +105,11 @@ class ResumableLoader(DataLoader):
     Lightning 2.x restores its loop counters from a mid-epoch checkpoint but restarts the
     loader at the epoch's first batch, unless the loader has ``state_dict`` /
     ``load_state_dict``: then it saves the loader's state in the checkpoint and hands it back
-    on resume. The state is the epoch and the number of its batches trained on (Lightning's
-    count, read through ``progress``, set by the trainer); the sampler then skips those
-    batches of the same seeded order, so a resumed run sees what an uninterrupted one would.
+    on resume. The sampler then skips the batches trained on, of the same seeded order, so a
+    resumed run sees what an uninterrupted one would.
     """
 
-    progress: Callable[[], int] | None = None
+    progress: Callable[[], int] | None = None  # Lightning's count, set by the trainer
 
     def state_dict(self) -> dict[str, Any]:
         """The epoch and the number of its batches already trained on."""

@@ -1,10 +1,9 @@
 """One training run per task at a time: a lock file in the task's checkpoint folder.
 
 Two ``fit`` runs of one task share the checkpoints, the CSV log and the outputs; run at once,
-they corrupt each other's history and checkpoints. The lock is ``<checkpoint_dir>/fit.lock``,
-held with ``fcntl.flock`` for as long as the training node runs, and holding the holder's pid,
-host and start time. The kernel releases a flock when its process dies (even by SIGKILL), so
-a lock left behind by a killed run is taken over, with a warning naming that run.
+they corrupt each other's history and checkpoints. The kernel releases an ``fcntl.flock`` when
+its process dies (even by SIGKILL), so a lock left behind by a killed run is taken over, with a
+warning naming that run.
 """
 
 from __future__ import annotations

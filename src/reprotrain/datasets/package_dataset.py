@@ -59,18 +59,6 @@ class ModelPackageDataset(FolderDataset):
         model_package:
           type: reprotrain.datasets.ModelPackageDataset
           filepath: data/06_models/reviews/package
-
-    Example (Python API):
-
-    .. code-block:: pycon
-
-        >>> from reprotrain.datasets import ModelPackageDataset
-        >>> from reprotrain.packaging import PackageDraft
-        >>> ds = ModelPackageDataset(filepath=tmp_path / "package")
-        >>> ds.save(draft)  # a PackageDraft built by the package pipeline
-        >>> ds.load().predict(["a lovely, moving film"])
-           label     score
-        0  positive  0.97
     """
 
     DEFAULT_LOAD_ARGS: dict[str, Any] = {"verify": True}

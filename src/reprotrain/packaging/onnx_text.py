@@ -11,8 +11,7 @@ plain ``transformers`` still loads the folder. Use it with
     package = load_package("data/06_models/reviews/package", backend="onnx")
     package.predict(["a lovely, moving film"])
 
-or ``kedro run --pipelines=predict --params=predict.backend=onnx``. Tokenisation, batching
-and the output format are the torch package's; only the forward pass differs.
+or ``kedro run --pipelines=predict --params=predict.backend=onnx``.
 """
 
 from __future__ import annotations

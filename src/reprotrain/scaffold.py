@@ -714,8 +714,8 @@ def validate(files: dict[str, str], root: Path) -> None:
 def write_env(conf: Path, env: str, files: dict[str, str]) -> Path:
     """Write ``conf/<env>/`` beside its target, then rename it into place.
 
-    An existing folder (``--force``: main refuses one without) is replaced as a whole, so no
-    stale file of an earlier scaffold survives; it is moved back if the swap fails.
+    An existing folder (``--force``) is replaced as a whole: no stale file of an earlier
+    scaffold survives.
     """
     target = conf / env
     with writing_dir(target) as tmp:

@@ -13,7 +13,8 @@ steps stay cheap.
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any, Literal, get_args, get_origin
+from types import UnionType
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import (
     BaseModel,
@@ -654,31 +655,46 @@ def _tagged(annotation: Any, tag: str | None = None) -> dict[str, type[BaseModel
 
 
 def _locate(model: type[BaseModel], loc: tuple[Any, ...]) -> tuple[str, Any]:
-    """The key of an error's location as the file spells it (without the union tags pydantic
-    adds, ``model.mlp.dropout`` → ``model.dropout``), and the model that holds its last part."""
-    parts, parent, tags = [str(p) for p in loc], model, {}
-    for part in loc[:-1]:
+    """The key of an error's location as the file spells it, and the model holding its last part.
+
+    pydantic adds the union member it tried to the location: a tag (``model.mlp.dropout`` for
+    ``model.dropout``) or, in a union of plain types, the type (``val_check_interval.int``).
+    """
+    parts, parent, tags, plain_union = [], model, {}, False
+    for part in loc:
         field = getattr(parent, "model_fields", {}).get(part)
         if field is not None:
             members = _models_in(field.annotation)
             parent, tags = (members[0] if len(members) == 1 else None), _tagged(field.annotation)
-        elif part in tags:  # the union member pydantic tried: not a key in the file
+            plain_union = not members and get_origin(field.annotation) in (Union, UnionType)
+            parts.append(str(part))
+        elif part in tags:
             parent, tags = tags[part], {}
-            parts.remove(str(part))
+        elif plain_union:
+            plain_union = False
+        else:  # a dict key (a tune.space entry) or a list index
+            parts.append(str(part))
     return ".".join(parts), parent
 
 
 def _describe_error(step: str, model: type[BaseModel], err: ValidationError) -> str:
-    lines = []
+    """One line per bad key; a union's several "Input should be ..." become one."""
+    lines: dict[str, str] = {}
+    wanted: dict[str, list[str]] = {}
     for e in err.errors():
         key, parent = _locate(model, e["loc"])
         key = ".".join((step, key)) if key else step
         if e["type"] == "extra_forbidden":
-            allowed = sorted(getattr(parent, "model_fields", {}))
-            lines.append(f"unknown key '{key}' (allowed keys: {', '.join(allowed)})")
-        else:
-            lines.append(f"'{key}': {e['msg']} (got {e.get('input')!r})")
-    return f"invalid parameters in {_file(step)}:\n  " + "\n  ".join(lines)
+            allowed = ", ".join(sorted(getattr(parent, "model_fields", {})))
+            lines[f"extra {key}"] = f"unknown key '{key}' (allowed keys: {allowed})"
+            continue
+        msg = e["msg"]
+        wanted.setdefault(key, []).append(msg)
+        if len(wanted[key]) > 1:  # each member's message, without its reason
+            wants = [m.removeprefix("Input should be ").split(", unable")[0] for m in wanted[key]]
+            msg = f"Input should be {', '.join(wants[:-1])} or {wants[-1]}"
+        lines[key] = f"'{key}': {msg} (got {e.get('input')!r})"
+    return f"invalid parameters in {_file(step)}:\n  " + "\n  ".join(lines.values())
 
 
 def parse(step: str, raw: Any, task: Any = None) -> Any:

@@ -44,6 +44,7 @@ BEHAVIOUR = {
     "7847b1b": "early stopping on macro-F1, fit.ema",
     "a58f3b0": "early-stopping monitor checked",
     "81b9def": "parameter errors inside a tagged union",
+    "398867b": "parameter errors in a union of plain types",
 }
 
 

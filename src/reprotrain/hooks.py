@@ -110,10 +110,11 @@ class PredictionsPathHook:
 
     ``--params predictions=<path>`` takes any path, and the atomic save replaces whatever is
     there: the raw training table, the table being predicted, a file inside the model package.
-    Exit code 1, as ``RawFileHook``: a wrong path, not a program error. Refused: the file of any other catalog dataset (``predict_input`` included), anything
-    inside a catalog dataset's folder (the package, the trained model) or a folder holding
-    one, the training run's checkpoint and log folders, and anything under ``data/01_raw``
-    (raw inputs, which no step writes).
+    Exit code 1, as ``RawFileHook``: a wrong path, not a program error. Refused: the file of
+    any other catalog dataset (``predict_input`` included), anything inside a catalog
+    dataset's folder (the package, the trained model) or a folder holding one, the training
+    run's checkpoint and log folders, and anything under ``data/01_raw`` (raw inputs, which no
+    step writes).
     """
 
     @hook_impl

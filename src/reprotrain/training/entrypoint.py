@@ -9,8 +9,8 @@ scheduler on a run folder that a launcher wrote, e.g. on the other nodes of a mu
     srun --ntasks-per-node=8 python -m reprotrain.training.entrypoint RUN
 
 Ranks come from torchrun's environment or, when it is not set, SLURM's (``distributed_env``).
-Lightning joins the existing processes and starts none. Only rank 0 writes the result; a rank that fails writes its
-traceback to ``RUN/errors/rank-<k>.txt`` and exits non-zero.
+Lightning joins the existing processes and starts none. Only rank 0 writes the result; a rank
+that fails writes its traceback to ``RUN/errors/rank-<k>.txt`` and exits non-zero.
 """
 
 from __future__ import annotations

@@ -21,6 +21,9 @@ clean/missing_column                    clean      raw table is missing the conf
                                                    column(s) ['text'] + movie_reviews.csv
 clean/misnamed_column                   clean      ... column(s) ['sentiment']; it has [...
                                                    'Sentiment' ...] + movie_reviews.csv
+clean/semicolon_separated               clean      ... it has ['id;sentiment;text'] (the file
+                                                   reads as one column: is it ';'-separated?
+                                                   ... new-task ...) + file
 clean/missing_raw_file                  clean      one paragraph: the raw data file ... does
                                                    not exist + `make data`
 clean/empty_file                        clean      No columns to parse from file + file
@@ -258,6 +261,20 @@ CASES: dict[str, Case] = {
         "clean",
         (
             "missing the configured column(s) ['sentiment']; it has ['id', 'Sentiment', 'text']",
+            "movie_reviews.csv",
+        ),
+    ),
+    "clean/semicolon_separated": Case(
+        lambda project: (
+            pd.read_csv(project.path(REVIEWS_RAW)).to_csv(
+                project.path(REVIEWS_RAW), sep=";", index=False
+            ),
+            [REVIEWS_RAW],
+        )[1],
+        "clean",
+        (
+            "it has ['id;sentiment;text'] (the file reads as one column: is it ';'-separated?",
+            "new-task",
             "movie_reviews.csv",
         ),
     ),

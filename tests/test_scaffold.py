@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import shutil
@@ -192,6 +193,54 @@ def test_a_label_with_a_value_per_row_asks_whether_it_is_the_label():
     frame["code"] = [f"c{i}" for i in range(len(frame))]
     with pytest.raises(ScaffoldError, match="is it the label"):
         plan_of(frame, "code")
+
+
+EXPORT = {"sep": ";", "decimal": ",", "encoding": "cp1252"}  # Excel's on a European Windows
+
+
+def exported(frame: pd.DataFrame, path: Path, **kwargs) -> None:
+    """``frame`` written as a spreadsheet or database export would (no index)."""
+    frame.to_csv(path, index=False, **kwargs)
+
+
+def notes(n: int = 40) -> pd.DataFrame:
+    """Text with quotes, separators and a line break in it, numbers with fractions, é."""
+    frame = birds(n)[["bird_id", "bill", "kind"]].copy()
+    frame["kind"] = frame["kind"].replace({"Gentoo": "Gentoo é"})
+    frame["note"] = [
+        ['said "hi", then left', '"quoted" start', "a; b | c", "two\nlines", "plain"][i % 5]
+        for i in range(n)
+    ]
+    return frame
+
+
+@pytest.mark.parametrize(
+    ("export", "options"),
+    [
+        ({}, {}),  # quoted fields with commas and a line break: pandas' defaults
+        ({"encoding": "utf-8-sig"}, {}),  # a BOM is UTF-8
+        (EXPORT, EXPORT),
+        ({"sep": "\t"}, {"sep": "\t"}),
+        ({"sep": "|", "encoding": "latin-1"}, {"sep": "|", "encoding": "cp1252"}),
+    ],
+)
+def test_read_options_read_the_export_back_as_written(tmp_path, export, options):
+    frame = notes()
+    exported(frame, tmp_path / "t.csv", **export)
+    assert scaffold.read_options(tmp_path / "t.csv") == options
+    pd.testing.assert_frame_equal(scaffold.read_table(tmp_path / "t.csv"), frame)
+
+
+def test_quotes_are_text_where_they_would_join_the_lines_of_a_tab_separated_export(tmp_path):
+    frame = notes().assign(note=lambda f: f["note"].str.replace("\n", " "))
+    frame.loc[3, "note"] = '"stray opening quote'  # a quoting reader runs on to the next '"'
+    path = tmp_path / "t.tsv"
+    path.write_text(
+        "\n".join("\t".join(map(str, row)) for row in [frame.columns, *frame.to_numpy()]) + "\n"
+    )
+    assert len(pd.read_csv(path, sep="\t")) < len(frame)  # pandas' defaults lose rows
+    assert scaffold.read_options(path) == {"sep": "\t", "quoting": csv.QUOTE_NONE}
+    pd.testing.assert_frame_equal(scaffold.read_table(path), frame)
 
 
 @pytest.mark.parametrize(("content", "message"), [("", "is empty"), ("a,b\n", "has no rows")])
@@ -452,3 +501,31 @@ def test_a_scaffolded_parquet_regression_trains_and_packages(scratch_project):
     assert "mse" in metrics and set(metrics["baselines"]) == {"ridge", "gradient_boosting", "mean"}
     info = package_info(root, "mass")
     assert (info["task"], info["labels"]) == ("regression", None)
+
+
+def test_an_export_is_read_by_the_catalog_as_new_task_read_it(scratch_project, capsys):
+    root = scratch_project.root
+    frame = birds().assign(kind=lambda f: f["kind"].replace({"Gentoo": "Gentoo é"}))
+    exported(frame, root / "data/01_raw/birds.csv", **EXPORT)
+    assert scaffold.main(["data/01_raw/birds.csv", "--label", "kind"]) == 0
+    assert "file         ';'-separated, decimal comma, cp1252" in capsys.readouterr().out
+    assert set(load_parameters("task", root / "conf", "birds")["labels"]) == set(frame["kind"])
+    scratch_project.run("clean", env="birds")
+    clean = pd.read_parquet(root / "data/02_intermediate/birds/clean_table.parquet")
+    assert len(clean) == len(frame)  # every row kept: the labels and numbers read as written
+    pd.testing.assert_series_equal(clean["bill"], frame["bill"], check_index=False)
+
+
+@pytest.mark.slow
+def test_an_exported_table_trains_and_predicts_new_rows_from_the_same_export(scratch_project):
+    root = scratch_project.root
+    exported(birds(), root / "data/01_raw/birds.csv", **EXPORT)
+    assert scaffold.main(["data/01_raw/birds.csv", "--label", "kind"]) == 0
+    scratch_project.write_params("fit", {"trainer": {"max_epochs": 2, "min_steps": 0}}, "birds")
+    scratch_project.run("train", env="birds")
+    new_rows = birds(30).drop(columns="kind")
+    exported(new_rows, root / "data/01_raw/birds_predict_input.csv", **EXPORT)
+    scratch_project.run("predict", env="birds")
+    out = pd.read_csv(root / "data/07_model_output/birds/predictions.csv")
+    assert out["bird_id"].tolist() == new_rows["bird_id"].tolist()
+    assert out["predicted_label"].isin(["Adelie", "Chinstrap", "Gentoo"]).all()

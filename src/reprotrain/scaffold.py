@@ -1,6 +1,6 @@
 """``python -m reprotrain new-task``: a complete Kedro environment for a user's data file.
 
-Reads a CSV or Parquet file, infers what each column is (label, text, numbers, categories,
+Reads a CSV (any of the common separators and encodings) or Parquet file, infers what each column is (label, text, numbers, categories,
 id, or ignored), says what it inferred and why, and writes ``conf/<env>/`` so that
 ``kedro run --pipelines=train --env=<env>`` trains and packages a model with no edits::
 
@@ -16,6 +16,9 @@ Only pandas and yaml are imported here (the generated parameters are validated w
 from __future__ import annotations
 
 import argparse
+import codecs
+import csv
+import io
 import json
 import os
 import re
@@ -33,7 +36,15 @@ from reprotrain.features import as_missing, label_text
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 RESERVED_ENVS = ("base", "local")  # the project's own configuration, and the user's secrets
-FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+FORMATS = {".parquet": "parquet", ".pq": "parquet"} | dict.fromkeys(
+    (".csv", ".tsv", ".tab", ".txt"), "csv"
+)
+SEPARATORS = {",": "','", ";": "';'", "\t": "tab", "|": "'|'"}  # ',' first: it wins a tie
+SNIFF_CHARS = 1 << 20  # the start of the file its separator and quoting are read from
+# Excel's export on Western Windows; then Latin-1, which decodes any byte
+ENCODINGS = ("utf-8", "cp1252", "latin-1")
+_DECIMAL_COMMA = re.compile(r"[+-]?\d*,\d+")
+_WHOLE = re.compile(r"[+-]?\d+")
 
 MAX_CLASSES = 20  # a numeric label with at most this many whole values is a class label
 MAX_CATEGORIES = 20  # a string column with at most this many values (and repeats) is categorical
@@ -92,6 +103,8 @@ class Plan:
     name_reason: str = "given with --name"
     label_is_numeric: bool = False
     notes: list[str] = field(default_factory=list)
+    # how to read the CSV beyond pandas' defaults (``sep``, ``decimal``, ``encoding``)
+    read_options: dict[str, Any] = field(default_factory=dict)
 
     @property
     def kind(self) -> str:
@@ -132,32 +145,120 @@ def project_relative(path: str, root: Path) -> str:
     return (absolute.relative_to(base) if absolute.is_relative_to(base) else absolute).as_posix()
 
 
-def read_table(path: Path) -> pd.DataFrame:
+def _encoding(path: Path) -> str:
+    """The first of :data:`ENCODINGS` that decodes the whole file (a UTF-8 BOM is UTF-8)."""
+    for encoding in ENCODINGS:
+        decoder = codecs.getincrementaldecoder(encoding)()
+        try:
+            with path.open("rb") as f:
+                while block := f.read(1 << 20):
+                    decoder.decode(block)
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            continue
+        return encoding
+    raise AssertionError("latin-1 decodes any byte")
+
+
+def _records(sample: str, sep: str, quoting: int) -> list[list[str]]:
+    """The sample's records; the last is left out when the sample may end inside it."""
+    lines = sample.splitlines(keepends=True)
+    if len(sample) >= SNIFF_CHARS and len(lines) > 1:
+        lines = lines[:-1]
+    reader = csv.reader(io.StringIO("".join(lines)), delimiter=sep, quoting=quoting)
+    return [r for r in reader if r]
+
+
+def _layout(sample: str) -> tuple[str, int]:
+    """The separator and quoting that split the sample into records of one width (> 1).
+
+    The widest wins, a comma on a tie. Quoted fields (``"a, b"``) are read as such, unless
+    reading quotes as text (``csv.QUOTE_NONE``) gives more records, each line one record of
+    the same width: then quotes joined lines, as a stray ``"`` in a tab-separated export
+    does. With no consistent candidate: a comma, and pandas says why.
+    """
+
+    def width(records: list[list[str]]) -> int:
+        sizes = {len(r) for r in records}
+        return sizes.pop() if len(sizes) == 1 else 0
+
+    widths = {}
+    for sep in SEPARATORS:
+        quoted, literal = (_records(sample, sep, q) for q in (csv.QUOTE_MINIMAL, csv.QUOTE_NONE))
+        if width(literal) > 1 and len(literal) > len(quoted):
+            widths[sep, csv.QUOTE_NONE] = width(literal)
+        elif width(quoted) > 1:
+            widths[sep, csv.QUOTE_MINIMAL] = width(quoted)
+    return max(widths, key=lambda k: widths[k], default=(",", csv.QUOTE_MINIMAL))
+
+
+def _decimal(records: list[list[str]], sep: str) -> str:
+    """``,`` when a column holds numbers written with a decimal comma only, else ``.``."""
+    if sep == ",":
+        return "."
+    for column in zip(*records[1:], strict=False):
+        cells = [c.strip() for c in column if c.strip()]
+        if any(_DECIMAL_COMMA.fullmatch(c) for c in cells) and all(
+            _DECIMAL_COMMA.fullmatch(c) or _WHOLE.fullmatch(c) for c in cells
+        ):
+            return ","
+    return "."
+
+
+def read_options(path: Path) -> dict[str, Any]:
+    """The ``load_args`` beyond pandas' defaults that read the CSV ``path``.
+
+    ``encoding``: UTF-8 when the whole file decodes as such, else Windows-1252, else Latin-1.
+    ``sep`` and ``quoting``: see :func:`_layout`, over the start of the file. ``decimal``:
+    ``,`` when ``sep`` is not a comma and a column's cells are all numbers, some written with
+    a decimal comma (``12,8``).
+    """
+    encoding = _encoding(path)
+    with path.open(encoding=encoding, newline="") as f:
+        sample = f.read(SNIFF_CHARS)
+    sep, quoting = _layout(sample)
+    options = {
+        "sep": sep,
+        "decimal": _decimal(_records(sample, sep, quoting), sep),
+        "quoting": quoting,
+        "encoding": encoding,
+    }
+    defaults = {"sep": ",", "decimal": ".", "quoting": csv.QUOTE_MINIMAL, "encoding": "utf-8"}
+    return {k: v for k, v in options.items() if v != defaults[k]}
+
+
+def describe_options(options: dict[str, Any]) -> str:
+    """``';'-separated, decimal comma, cp1252``: how a CSV is read, for people."""
+    parts = [f"{SEPARATORS[options['sep']]}-separated"] if "sep" in options else []
+    parts += ["decimal comma"] if options.get("decimal") == "," else []
+    parts += ['quotes are text (a stray " would join lines)'] if "quoting" in options else []
+    parts += [options["encoding"]] if "encoding" in options else []
+    return ", ".join(parts)
+
+
+def read_table(path: Path, options: dict[str, Any] | None = None) -> pd.DataFrame:
     """The file as the catalog's ``raw_table`` reads it, numbers parsed as the clean step does.
 
-    Other cells are read literally: a class named ``NA`` is a class.
+    A CSV is read with ``options`` (:func:`read_options` of the file when not given). Other
+    cells are read literally: a class named ``NA`` is a class.
     """
     if not path.is_file():
         raise ScaffoldError(f"no file {path}: which file did you mean?")
     file_format = FORMATS.get(path.suffix.lower())
     if file_format is None:
         raise ScaffoldError(
-            f"cannot tell the format of {path.name}: is it CSV or Parquet? (name it .csv or "
-            f".parquet)"
+            f"cannot tell the format of {path.name}: is it CSV or Parquet? (name it .csv, .tsv "
+            f"or .parquet)"
         )
     try:
-        frame = (
-            pd.read_csv(path, keep_default_na=False, na_values=[""])
-            if file_format == "csv"
-            else pd.read_parquet(path)
-        )
+        if file_format == "csv":
+            options = read_options(path) if options is None else options
+            frame = pd.read_csv(path, keep_default_na=False, na_values=[""], **options)
+        else:
+            frame = pd.read_parquet(path)
     except pd.errors.EmptyDataError:
         raise ScaffoldError(
             f"{path.name} is empty (no header, no rows): is it the right file?"
-        ) from None
-    except UnicodeDecodeError:
-        raise ScaffoldError(
-            f"{path.name} is not UTF-8: can you re-export it as UTF-8 CSV?"
         ) from None
     except Exception as err:  # noqa: BLE001 - pandas/pyarrow raise many types for a bad file
         raise ScaffoldError(f"cannot read {path.name} as {file_format}: {err}") from None
@@ -426,6 +527,7 @@ def infer_plan(
     id_column: str | None = None,
     task_type: str | None = None,
     base_task: dict[str, Any] | None = None,
+    read_options: dict[str, Any] | None = None,
 ) -> Plan:
     """Infer the task from the table: pure, writes nothing (main checks ``name`` and ``env``).
 
@@ -493,6 +595,7 @@ def infer_plan(
         name_reason=name_reason,
         label_is_numeric=_is_number(frame[label]),
         notes=notes,
+        read_options=read_options or {},
     )
 
 
@@ -666,7 +769,9 @@ def _comments(plan: Plan) -> dict[str, dict[str, str]]:
     }
 
 
-def render_files(plan: Plan, fit: tuple[str, str] | None = None) -> dict[str, str]:
+def render_files(
+    plan: Plan, fit: tuple[str, str] | None = None, root: Path = Path()
+) -> dict[str, str]:
     """The text of every file of ``conf/<env>/``, by file name."""
     header = HEADER.format(what=f"for {plan.raw_file}")
     comments = _comments(plan)
@@ -688,7 +793,25 @@ def render_files(plan: Plan, fit: tuple[str, str] | None = None) -> dict[str, st
             "  type: pandas.ParquetDataset\n"
             "  filepath: ${globals:task.raw_file}\n"
         )
+    elif plan.read_options:
+        files["catalog.yml"] = header + catalog_reading(plan.read_options, root)
     return files
+
+
+def catalog_reading(options: dict[str, Any], root: Path) -> str:
+    """conf/base's ``raw_table`` and ``predict_input``, reading CSVs with ``options``.
+
+    New rows to predict are taken to come from the same export as the raw file.
+    """
+    base = yaml.safe_load((root / "conf/base/catalog.yml").read_text(encoding="utf-8"))
+    how = describe_options(options)
+    text = ""
+    for name, what in (("raw_table", "the raw file"), ("predict_input", "new rows")):
+        entry = {k: v for k, v in base[name].items() if k != "metadata"}
+        entry["load_args"] = {**entry.get("load_args", {}), **options}
+        note = {"load_args.quoting": "csv.QUOTE_NONE: a quote is text"}
+        text += f"{name}:  # {what}: {how}\n" + to_yaml(entry, note, indent=2)
+    return text
 
 
 def validate(files: dict[str, str], root: Path) -> None:
@@ -745,8 +868,13 @@ def describe(plan: Plan, files: list[str]) -> str:
     lines = [
         f"new-task: {plan.raw_file}: {plan.rows:,} rows, {len(plan.roles)} columns",
         f"  task         {plan.name} ({plan.name_reason}); env conf/{plan.env}/",
-        f"  label        '{plan.label_column}' -> {plan.task_type}: {plan.type_reason}",
     ]
+    if plan.read_options:
+        lines.append(
+            f"  file         {describe_options(plan.read_options)}: conf/{plan.env}/catalog.yml "
+            f"reads it (and new rows to predict) so"
+        )
+    lines.append(f"  label        '{plan.label_column}' -> {plan.task_type}: {plan.type_reason}")
     unlabelled = plan.rows - plan.labelled_rows
     dropped = f"; {unlabelled:,} rows without a label are dropped" if unlabelled else ""
     if plan.labels:
@@ -832,8 +960,11 @@ def main(argv: list[str] | None = None) -> int:
             raise ScaffoldError(
                 f"conf/{env}/ exists already: replace it (--force) or choose another --env?"
             )
+        path = root / raw_file
+        is_csv = path.is_file() and FORMATS.get(path.suffix.lower()) == "csv"
+        options = read_options(path) if is_csv else None
         plan = infer_plan(
-            read_table(root / raw_file),
+            read_table(path, options),
             label=args.label,
             raw_file=raw_file,
             name=name,
@@ -842,8 +973,9 @@ def main(argv: list[str] | None = None) -> int:
             id_column=args.id_column,
             task_type=args.task_type,
             base_task=task_group(conf / "base" / "globals.yml"),
+            read_options=options,
         )
-        files = render_files(plan, fit_file(plan, root))
+        files = render_files(plan, fit_file(plan, root), root)
         plan.notes.extend(
             f"conf/{other}/ names task '{plan.name}' too: both write data/*/{plan.name}/ "
             f"(--name to tell them apart)"

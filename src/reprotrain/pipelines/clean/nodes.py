@@ -25,9 +25,17 @@ def _require_columns(raw: pd.DataFrame, p: CleanParams) -> None:
     wanted += [*p.numeric_columns, *p.categorical_columns]
     missing = [c for c in wanted if c is not None and c not in raw.columns]
     if missing:
+        (header,) = raw.columns if len(raw.columns) == 1 else [""]
+        sep = next((s for s in (";", "\t", "|") if s in str(header)), None)
+        hint = (
+            f"the file reads as one column: is it {sep!r}-separated? Give raw_table's load_args "
+            f"a sep in the env's catalog.yml (`python -m reprotrain new-task` writes it)"
+            if sep
+            else "set the column names in parameters_clean.yml"
+        )
         raise DataError(
             f"raw table is missing the configured column(s) {missing}; "
-            f"it has {list(raw.columns)} (set the column names in parameters_clean.yml)"
+            f"it has {list(raw.columns)} ({hint})"
         )
 
 

@@ -71,10 +71,13 @@ def test_compute_metrics_perfect_binary():
     assert metrics["accuracy"] == metrics["f1_macro"] == 1.0
 
 
-def test_compute_metrics_regression_mse_mae():
+def test_compute_metrics_regression_mse_mae_r2():
     frame = pd.DataFrame({"actual": [1.0, 2.0, 3.0], "predicted": [1.5, 2.0, 1.0]})
     metrics = compute_metrics(frame, REGRESSION)
-    assert metrics == pytest.approx({"n_test": 3, "mse": (0.25 + 0 + 4) / 3, "mae": 2.5 / 3})
+    mse = (0.25 + 0 + 4) / 3
+    assert metrics == pytest.approx(
+        {"n_test": 3, "mse": mse, "mae": 2.5 / 3, "r2": 1 - mse / (2 / 3)}  # variance 2/3
+    )
 
 
 def test_predict_test_set_mlp_keeps_row_order_and_labels():

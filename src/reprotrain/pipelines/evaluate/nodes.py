@@ -11,7 +11,7 @@ import torch
 from matplotlib.figure import Figure
 from torch import nn
 from torchmetrics.functional import classification as C
-from torchmetrics.functional import mean_absolute_error, mean_squared_error
+from torchmetrics.functional import mean_absolute_error, mean_squared_error, r2_score
 
 from reprotrain.inference import predict_outputs, to_predictions
 from reprotrain.models import (
@@ -21,6 +21,7 @@ from reprotrain.models import (
     label_order_problem,
     model_labels,
 )
+from reprotrain.packaging.card import HEADLINE
 from reprotrain.params import parse
 
 log = logging.getLogger(__name__)
@@ -141,6 +142,7 @@ def _scores(
         return {
             "mse": float(mean_squared_error(pred, true)),
             "mae": float(mean_absolute_error(pred, true)),
+            "r2": float(r2_score(pred, true)),  # 1 - MSE / the test targets' variance
         }
     k = len(labels)
     pred, true = torch.tensor(predicted, dtype=torch.int64), torch.tensor(actual)
@@ -199,7 +201,7 @@ def compute_metrics(
     Classification: ``accuracy``, macro ``precision``/``recall``/``f1`` and a ``per_class``
     block (precision, recall, f1, support per label). Macro averages skip a class that is
     absent from both the truth and the predictions (torchmetrics' convention). Regression:
-    ``mse`` and ``mae``. Then ``baselines`` (the same headline metrics for each baseline,
+    ``mse``, ``mae`` and ``r2`` (the share of the test targets' variance explained). Then ``baselines`` (the same headline metrics for each baseline,
     same test rows), ``best_baseline``, the model's margin over it on the primary metric
     (macro-F1; regression: MSE) and ``below_baseline``, true (with a warning) when the model
     scores worse than the best baseline (a tie is not below).
@@ -231,7 +233,7 @@ def compute_metrics(
 
 def model_comparison(metrics: dict[str, Any]) -> pd.DataFrame:
     """The model and each baseline, one row each, on the headline metrics (``dvc plots``)."""
-    headline = [k for k in ("accuracy", "f1_macro", "mse", "mae") if k in metrics]
+    headline = [k for k in HEADLINE if k in metrics]
     models = {"trained model": metrics, **metrics.get("baselines", {})}
     rows = [{"model": name, **{k: scores[k] for k in headline}} for name, scores in models.items()]
     return pd.DataFrame(rows, columns=["model", *headline])

@@ -118,6 +118,7 @@ def test_a_class_named_NA_is_a_class_and_NA_features_are_missing(tmp_path):
     frame["kind"] = frame["kind"].replace({"Chinstrap": "NA"})
     frame["bill"] = frame["bill"].astype(object)
     frame.loc[5, "bill"] = "NA"
+    frame.loc[7, "bill"] = "?"  # the UCI repository's marker
     frame.loc[6, "site"] = "null"
     path = tmp_path / "birds.csv"
     frame.to_csv(path, index=False)
@@ -125,7 +126,11 @@ def test_a_class_named_NA_is_a_class_and_NA_features_are_missing(tmp_path):
     assert plan.labels == ["Adelie", "Gentoo", "NA"]
     assert "bill" in plan.numeric_columns
     assert plan.categories["site"] == ["central", "east", "west"]
-    assert plan.missing["bill"] == 2 and plan.missing["site"] == 1
+    assert plan.missing["bill"] == 3 and plan.missing["site"] == 1
+    n = int((frame["kind"] == "NA").sum())
+    assert f"label value(s) 'NA' ({n} rows) read as class(es), as written; if they mark a" in (
+        " ".join(plan.notes)
+    )
 
 
 def test_complete_rows_drop_and_an_integer_sequence_is_an_id():
@@ -229,6 +234,22 @@ def test_read_options_read_the_export_back_as_written(tmp_path, export, options)
     exported(frame, tmp_path / "t.csv", **export)
     assert scaffold.read_options(tmp_path / "t.csv") == options
     pd.testing.assert_frame_equal(scaffold.read_table(tmp_path / "t.csv"), frame)
+
+
+@pytest.mark.parametrize(
+    ("export", "options"),
+    [({}, {"thousands": ","}), ({"sep": ";"}, {"sep": ";", "decimal": ",", "thousands": "."})],
+)
+def test_numbers_with_grouped_thousands_are_numbers(tmp_path, export, options):
+    frame = birds(40)[["bird_id", "body_mass_g", "kind"]].dropna()
+    written = frame.assign(body_mass_g=frame["body_mass_g"].map("{:,.1f}".format))
+    if options.get("decimal") == ",":  # 4,512.5 -> 4.512,5
+        swap = str.maketrans(",.", ".,")
+        written["body_mass_g"] = written["body_mass_g"].str.translate(swap)
+    exported(written, tmp_path / "t.csv", **export)
+    assert scaffold.read_options(tmp_path / "t.csv") == options
+    read = scaffold.read_table(tmp_path / "t.csv")
+    np.testing.assert_allclose(read["body_mass_g"], frame["body_mass_g"].round(1))
 
 
 def test_quotes_are_text_where_they_would_join_the_lines_of_a_tab_separated_export(tmp_path):

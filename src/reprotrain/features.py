@@ -13,12 +13,13 @@ log = logging.getLogger(__name__)
 # the text (kept beside its token ids for the text baseline and for reading predictions).
 NON_FEATURES = ("label", "id", "group", "input_ids", "text")
 
-# Cells that mean "missing" in a numeric or categorical feature (pandas' default NA strings).
+# Cells that mean "missing" in a numeric or categorical feature: pandas' default NA strings,
+# and "?" (the UCI repository's marker).
 # Labels and texts are read literally (a class named "NA" is data): see the catalog's
 # load_args of raw_table and predict_input.
 NA_STRINGS = frozenset(
     ["", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN"]
-    + ["<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"]
+    + ["<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null", "?"]
 )
 
 

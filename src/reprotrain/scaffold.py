@@ -32,7 +32,7 @@ import pandas as pd
 import yaml
 
 from reprotrain.atomic import writing_dir
-from reprotrain.features import as_missing, label_text
+from reprotrain.features import NA_STRINGS, as_missing, label_text
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 RESERVED_ENVS = ("base", "local")  # the project's own configuration, and the user's secrets
@@ -45,6 +45,15 @@ SNIFF_CHARS = 1 << 20  # the start of the file its separator and quoting are rea
 ENCODINGS = ("utf-8", "cp1252", "latin-1")
 _DECIMAL_COMMA = re.compile(r"[+-]?\d*,\d+")
 _WHOLE = re.compile(r"[+-]?\d+")
+# a number with its thousands grouped (1,234,567.5; with a decimal comma 1.234.567,5)
+_GROUPED = {
+    ".": re.compile(r"[+-]?\d{1,3}(,\d{3})+(\.\d+)?"),
+    ",": re.compile(r"[+-]?\d{1,3}(\.\d{3})+(,\d+)?"),
+}
+_PLAIN_NUMBER = {
+    ".": re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)"),
+    ",": re.compile(r"[+-]?(\d+(,\d*)?|,\d+)"),
+}
 
 MAX_CLASSES = 20  # a numeric label with at most this many whole values is a class label
 MAX_CATEGORIES = 20  # a string column with at most this many values (and repeats) is categorical
@@ -196,13 +205,30 @@ def _decimal(records: list[list[str]], sep: str) -> str:
     """``,`` when a column holds numbers written with a decimal comma only, else ``.``."""
     if sep == ",":
         return "."
+    grouped = _GROUPED[","]  # 1.234,5
     for column in zip(*records[1:], strict=False):
         cells = [c.strip() for c in column if c.strip()]
-        if any(_DECIMAL_COMMA.fullmatch(c) for c in cells) and all(
-            _DECIMAL_COMMA.fullmatch(c) or _WHOLE.fullmatch(c) for c in cells
+        if any(
+            _DECIMAL_COMMA.fullmatch(c) or grouped.fullmatch(c) and "," in c for c in cells
+        ) and all(
+            _DECIMAL_COMMA.fullmatch(c) or _WHOLE.fullmatch(c) or grouped.fullmatch(c)
+            for c in cells
         ):
             return ","
     return "."
+
+
+def _thousands(records: list[list[str]], decimal: str) -> str | None:
+    """The thousands separator of a column whose cells are all numbers, some of them grouped
+    (``1,234``; ``1.234`` with a decimal comma); ``None`` when no column is so."""
+    grouped, plain = _GROUPED[decimal], _PLAIN_NUMBER[decimal]
+    for column in zip(*records[1:], strict=False):
+        cells = [c.strip() for c in column if c.strip() and c.strip() not in NA_STRINGS]
+        if any(grouped.fullmatch(c) for c in cells) and all(
+            grouped.fullmatch(c) or plain.fullmatch(c) for c in cells
+        ):
+            return "," if decimal == "." else "."
+    return None
 
 
 def read_options(path: Path) -> dict[str, Any]:
@@ -211,19 +237,23 @@ def read_options(path: Path) -> dict[str, Any]:
     ``encoding``: UTF-8 when the whole file decodes as such, else Windows-1252, else Latin-1.
     ``sep`` and ``quoting``: see :func:`_layout`, over the start of the file. ``decimal``:
     ``,`` when ``sep`` is not a comma and a column's cells are all numbers, some written with
-    a decimal comma (``12,8``).
+    a decimal comma (``12,8``). ``thousands``: see :func:`_thousands`.
     """
     encoding = _encoding(path)
     with path.open(encoding=encoding, newline="") as f:
         sample = f.read(SNIFF_CHARS)
     sep, quoting = _layout(sample)
+    records = _records(sample, sep, quoting)
+    decimal = _decimal(records, sep)
     options = {
         "sep": sep,
-        "decimal": _decimal(_records(sample, sep, quoting), sep),
+        "decimal": decimal,
+        "thousands": _thousands(records, decimal),
         "quoting": quoting,
         "encoding": encoding,
     }
     defaults = {"sep": ",", "decimal": ".", "quoting": csv.QUOTE_MINIMAL, "encoding": "utf-8"}
+    defaults["thousands"] = None
     return {k: v for k, v in options.items() if v != defaults[k]}
 
 
@@ -231,6 +261,7 @@ def describe_options(options: dict[str, Any]) -> str:
     """``';'-separated, decimal comma, cp1252``: how a CSV is read, for people."""
     parts = [f"{SEPARATORS[options['sep']]}-separated"] if "sep" in options else []
     parts += ["decimal comma"] if options.get("decimal") == "," else []
+    parts += [f"thousands grouped with {options['thousands']!r}"] if "thousands" in options else []
     parts += ['quotes are text (a stray " would join lines)'] if "quoting" in options else []
     parts += [options["encoding"]] if "encoding" in options else []
     return ", ".join(parts)
@@ -449,6 +480,15 @@ def infer_label(  # noqa: C901 - see the docstring
             f"classes are named {_short(labels, 3)} as the clean step reads them"
         )
     counts = strings.value_counts()
+    marks = counts[[v for v in counts.index if v in NA_STRINGS]]
+    if len(marks):
+        notes.append(
+            "label value(s) "
+            + _short([f"{k!r} ({v:,} rows)" for k, v in marks.items()], 5)
+            + " read as class(es), as written; if they mark a missing label (R writes NA so), "
+            "delete them from task.labels in globals.yml: clean then drops those rows as "
+            "unknown labels"
+        )
     rare = counts[counts < FEW_ROWS_PER_CLASS]
     if len(rare):
         notes.append(

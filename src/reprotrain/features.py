@@ -105,7 +105,7 @@ def parse_dates(values: pd.Series, column: str, fmt: str) -> pd.Series:
         shown = bad.unique()[:SHOW_BAD_DATES].tolist()
         raise ValueError(
             f"date column '{column}' has {len(bad)} value(s) that do not read with format "
-            f"{fmt!r}, e.g. {shown}; fix them, or set the column's format in date_columns"
+            f"{fmt!r}, e.g. {shown}"
         )
     return dates
 

@@ -260,7 +260,7 @@ class TabularPackage(_Predictor):
             try:
                 dates = parse_dates(frame[c], c, fmt)
             except ValueError as err:
-                raise PackageInputError(str(err)) from None
+                raise PackageInputError(f"{err}: the model reads dates in that format") from None
             cols += [v for name, v in date_parts(dates, c).items() if name in wanted]
         for c, values in self.categories.items():
             cols += one_hot(frame[c], c, values).values()

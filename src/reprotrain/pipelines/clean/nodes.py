@@ -61,7 +61,10 @@ def _dates(raw: pd.DataFrame, column: str, fmt: str) -> pd.Series:
     try:
         dates = parse_dates(raw[column], column, fmt)
     except ValueError as err:
-        raise DataError(f"{err} (clean.date_columns in parameters_clean.yml)") from None
+        raise DataError(
+            f"{err}: fix them, or give the column its format in clean.date_columns "
+            f"(parameters_clean.yml)"
+        ) from None
     if dates.isna().all():
         raise DataError(f"date column '{column}' has no values: all {len(raw)} are missing")
     return raw[column].astype("string").str.strip().where(dates.notna())

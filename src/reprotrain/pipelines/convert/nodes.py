@@ -111,7 +111,10 @@ def _features(table: pd.DataFrame, p: ConvertParams) -> pd.DataFrame:
         try:
             dates = parse_dates(table[c], c, fmt)
         except ValueError as err:
-            raise ValueError(f"{err} (convert.date_columns in parameters_convert.yml)") from None
+            raise ValueError(
+                f"{err}: give the column clean's format in convert.date_columns "
+                f"(parameters_convert.yml); the package reads new dates with it"
+            ) from None
         cols.update(date_features(dates, c))
     for c, categories in p.categories.items():
         cols.update(one_hot(table[c], c, categories))

@@ -110,6 +110,13 @@ def parse_dates(values: pd.Series, column: str, fmt: str) -> pd.Series:
     return dates
 
 
+def format_dates(dates: pd.Series, fmt: str) -> pd.Series:
+    """``dates`` written with ``fmt`` (``ISO8601``: ``isoformat``), so that
+    :func:`parse_dates` reads them back; NaT stays missing."""
+    write = (lambda d: d.isoformat()) if fmt == "ISO8601" else (lambda d: d.strftime(fmt))
+    return dates.map(write, na_action="ignore").astype("string")
+
+
 def date_parts(dates: pd.Series, column: str) -> dict[str, np.ndarray]:
     """The float32 features of ``dates``: ``<column>.time``, ``.month``, ``.day_of_week``,
     ``.day_of_year`` and ``.hour``, in that order; NaT gives NaN in each.

@@ -13,6 +13,7 @@ import pandas as pd
 from torch import nn
 
 from reprotrain.artifact import save_weights
+from reprotrain.features import format_dates
 from reprotrain.inference import to_predictions
 from reprotrain.models.mlp import MLP
 from reprotrain.packaging.format import (
@@ -174,22 +175,24 @@ def example_rows(package: Package, table: pd.DataFrame, n: int) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _dates_from_parts(table: pd.DataFrame, column: str, fmt: str) -> list[str | None]:
+def _dates_from_parts(table: pd.DataFrame, column: str, fmt: str) -> np.ndarray:
     """``column``'s dates rebuilt from its converted parts (``features.date_parts``), written
-    with ``fmt``; NaN parts → ``None``. Exact to the minute (``.hour`` holds minutes)."""
+    with ``fmt``; NaN parts → missing. Exact to the minute (``.hour`` holds minutes)."""
     doy = table[f"{column}.day_of_year"].to_numpy(np.float64)
     # .time lies in [year, year + 1): less the day's share (at most 1/365) it rounds to the year
     year = np.round(table[f"{column}.time"].to_numpy(np.float64) - (doy - 1) / 365.5)
     hour = f"{column}.hour"
     hours = table[hour].to_numpy(np.float64) if hour in table else np.zeros(len(table))
-    out: list[str | None] = []
-    for y, d, h in zip(year, doy, hours, strict=True):
-        if np.isnan(y) or np.isnan(d):
-            out.append(None)
-            continue
-        when = pd.Timestamp(int(y), 1, 1) + pd.Timedelta(days=int(d) - 1, minutes=round(h * 60))
-        out.append(when.isoformat() if fmt == "ISO8601" else when.strftime(fmt))
-    return out
+    dates = pd.Series(
+        [
+            pd.NaT
+            if np.isnan(y) or np.isnan(d)
+            else pd.Timestamp(int(y), 1, 1) + pd.Timedelta(days=int(d) - 1, minutes=round(h * 60))
+            for y, d, h in zip(year, doy, hours, strict=True)
+        ],
+        dtype="datetime64[us]",
+    )
+    return format_dates(dates, fmt).to_numpy(dtype=object, na_value=None)
 
 
 def in_memory_package(

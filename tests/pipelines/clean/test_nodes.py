@@ -179,3 +179,11 @@ def test_a_date_that_does_not_read_with_its_format_is_named(penguins_raw):
         clean_table(raw, params, PENGUINS_TASK)
     with pytest.raises(DataError, match=r"missing the configured column\(s\) \['seen'\]"):
         clean_table(penguins_raw, params, PENGUINS_TASK)
+
+
+def test_dates_a_parquet_file_holds_as_dates_are_written_in_the_configured_format(penguins_raw):
+    raw = penguins_raw.assign(seen=pd.Timestamp("2015-03-04 13:45"))
+    raw.loc[2, "seen"] = pd.NaT
+    params = {**PENGUINS, "date_columns": {"seen": "%d.%m.%Y %H:%M"}}
+    cleaned, _ = clean_table(raw, params, PENGUINS_TASK)
+    assert cleaned["seen"].iloc[:3].tolist() == ["04.03.2015 13:45", "04.03.2015 13:45", pd.NA]

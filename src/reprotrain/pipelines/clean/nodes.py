@@ -7,7 +7,13 @@ from typing import Any
 
 import pandas as pd
 
-from reprotrain.features import as_missing, label_text, normalise_text, parse_dates
+from reprotrain.features import (
+    as_missing,
+    format_dates,
+    label_text,
+    normalise_text,
+    parse_dates,
+)
 from reprotrain.params import CleanParams, parse
 
 log = logging.getLogger(__name__)
@@ -67,6 +73,8 @@ def _dates(raw: pd.DataFrame, column: str, fmt: str) -> pd.Series:
         ) from None
     if dates.isna().all():
         raise DataError(f"date column '{column}' has no values: all {len(raw)} are missing")
+    if pd.api.types.is_datetime64_any_dtype(raw[column]):  # a Parquet file's own dates
+        return format_dates(dates, fmt)
     return raw[column].astype("string").str.strip().where(dates.notna())
 
 

@@ -209,3 +209,34 @@ def test_predict_batch_default_is_the_packages_own():
     from reprotrain.params import PredictParams
 
     assert PredictParams().batch_size == TEXT_BATCH
+
+
+@pytest.mark.parametrize(
+    ("step", "raw", "message"),
+    [
+        (
+            "clean",
+            {"label_column": "y", "numeric_columns": ["day"], "date_columns": {"day": "%Y"}},
+            "column 'day' is in both 'date_columns' and 'numeric_columns'",
+        ),
+        (
+            "clean",
+            {"label_column": "day", "date_columns": {"day": "%Y-%m-%d"}},
+            "column 'day' is in both 'date_columns' and 'label_column'",
+        ),
+        (
+            "convert",
+            {"categories": {"day": ["a"]}, "date_columns": {"day": "%Y-%m-%d"}},
+            "column 'day' is in both 'date_columns' and 'categories'",
+        ),
+        (
+            "convert",
+            {"date_columns": {"day": "YYYY-MM-DD"}},
+            "'convert.date_columns': Value error, column 'day': format 'YYYY-MM-DD' is neither",
+        ),
+    ],
+)
+def test_a_date_column_with_a_second_role_or_no_format_is_refused(step, raw, message):
+    with pytest.raises(ParameterError, match=re.escape(message)):
+        parse(step, raw)
+    assert parse("clean", {"label_column": "y", "date_columns": {"day": "ISO8601"}}).date_columns

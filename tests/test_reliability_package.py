@@ -222,6 +222,13 @@ def test_malformed_manifest_is_named(package: Path, content: str, says: str):
         (lambda info: {k: v for k, v in info.items() if k != "family"}, "unknown model family"),
         (lambda info: {k: v for k, v in info.items() if k != "labels"}, "key 'labels'"),
         (lambda info: {**info, "preprocessing": {}}, "'preprocessing.numeric_columns'"),
+        (
+            lambda info: {
+                **info,
+                "preprocessing": {**info["preprocessing"], "date_columns": ["d"]},
+            },
+            "'preprocessing.date_columns' must map each column to its format",
+        ),
     ],
 )
 def test_malformed_package_json_is_named(package: Path, edit, says: str):

@@ -156,6 +156,79 @@ def test_numeric_label_with_few_whole_values_is_classification_sorted_by_value()
     assert (plan.task_type, plan.labels) == ("classification", ["1", "2", "10"])
 
 
+WHEN = pd.date_range("2015-01-01 06:15:30", periods=60, freq="37h")  # days past the 12th
+
+
+@pytest.mark.parametrize(
+    "fmt",
+    [
+        "%Y-%m-%d",
+        "%Y-%m-%d %H:%M:%S",
+        "%Y-%m-%dT%H:%M:%S",
+        "%Y-%m-%d %H:%M",
+        "%Y/%m/%d",
+        "%Y/%m/%d %H:%M",
+        "%d.%m.%Y",
+        "%d.%m.%Y %H:%M:%S",
+        "%d/%m/%Y",
+        "%m/%d/%Y",
+        "%m/%d/%Y %H:%M",
+    ],
+)
+def test_a_column_of_dates_in_each_format_family_is_a_date_column(fmt):
+    frame = birds(60).assign(seen=WHEN.strftime(fmt))
+    frame.loc[3, "seen"] = "NA"  # a missing date counts for the missing-values policy
+    plan = plan_of(frame, "kind")
+    role = next(r for r in plan.roles if r.column == "seen")
+    assert (role.role, role.reason, plan.date_columns) == (
+        "date",
+        f"dates, format {fmt}",
+        {"seen": fmt},
+    )
+    assert plan.missing["seen"] == 1 and plan.missing_features == "keep"
+    hour = ["seen.hour"] if "%H" in fmt else []
+    assert (
+        plan.date_parts["seen"]
+        == [f"seen.{p}" for p in ("time", "month", "day_of_week", "day_of_year")] + hour
+    )
+    assert not [n for n in plan.notes if "month/day/year" in n]
+
+
+def test_day_first_wins_where_month_first_reads_too_and_a_note_says_how_to_change_it():
+    frame = birds(60).assign(
+        seen=pd.date_range("2015-01-01", periods=60, freq="W").strftime("%m/%d/%Y")
+    )
+    frame["seen"] = [f"{m}/{1 + i % 12:02d}/2015" for i, m in enumerate(frame["seen"].str[:2])]
+    plan = plan_of(frame, "kind")
+    assert plan.date_columns == {"seen": "%d/%m/%Y"}
+    (note,) = [n for n in plan.notes if "'seen'" in n]
+    assert (
+        "day first was chosen" in note and "'%m/%d/%Y'" in note and "parameters_convert.yml" in note
+    )
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        [f"B{i:04d}" for i in range(60)],  # codes
+        [f"2015-01-{1 + i % 28:02d}" if i else "soon" for i in range(60)],  # one is no date
+        [f"{2000 + i % 20}" for i in range(60)],  # years: numbers
+        [f"2015-{13 + i % 5}-{1 + i:02d}" for i in range(60)],  # no month 13 to 17
+        [f"ring {i}-{i % 12}-{i % 28} of the north colony" for i in range(60)],  # text
+    ],
+)
+def test_codes_numbers_and_text_are_not_dates(values):
+    plan = plan_of(birds(60).assign(tag=values), "kind")
+    assert roles(plan)["tag"] != "date" and plan.date_columns == {}
+
+
+def test_a_text_task_ignores_its_date_columns():
+    plan = plan_of(messages().assign(sent=WHEN.strftime("%Y-%m-%d")), "kind")
+    role = next(r for r in plan.roles if r.column == "sent")
+    assert role.role == "ignored" and role.reason.startswith("dates, format %Y-%m-%d; a text task")
+    assert plan.date_columns == {}
+
+
 def test_two_text_like_columns_are_refused_unless_text_is_given():
     frame = messages()
     frame["subject"] = frame["message"].str.upper() + " again"
@@ -550,3 +623,53 @@ def test_an_exported_table_trains_and_predicts_new_rows_from_the_same_export(scr
     out = pd.read_csv(root / "data/07_model_output/birds/predictions.csv")
     assert out["bird_id"].tolist() == new_rows["bird_id"].tolist()
     assert out["predicted_label"].isin(["Adelie", "Chinstrap", "Gentoo"]).all()
+
+
+def seasons(n: int = 240, seed: int = 0) -> pd.DataFrame:
+    """A table whose label is the season of its date (written 31.12.2015) and a noise number."""
+    rng = np.random.default_rng(seed)
+    days = pd.Timestamp("2014-01-01") + pd.to_timedelta(rng.permutation(730)[:n], unit="D")
+    season = np.array(["winter", "spring", "summer", "autumn"])[(days.month.to_numpy() % 12) // 3]
+    return pd.DataFrame(
+        {"day": days.strftime("%d.%m.%Y"), "noise": rng.normal(size=n).round(3), "season": season}
+    )
+
+
+@pytest.mark.slow
+def test_a_date_column_trains_packages_and_predicts_from_raw_dates(scratch_project, capsys):
+    from reprotrain.packaging import load_package
+
+    root = scratch_project.root
+    seasons().to_csv(root / "data/01_raw/seasons.csv", index=False)
+    assert scaffold.main(["data/01_raw/seasons.csv", "--label", "season"]) == 0
+    out = capsys.readouterr().out
+    assert (
+        "date         'day': dates, format %d.%m.%Y -> .time, .month, .day_of_week, .day_of_year"
+        in out
+    )
+    scratch_project.write_params("fit", {"trainer": {"max_epochs": 2, "min_steps": 0}}, "seasons")
+    scratch_project.run("train", env="seasons")  # package verification included
+
+    folder = root / "data/06_models/seasons/package"
+    info = package_info(root, "seasons")
+    assert info["preprocessing"]["date_columns"] == {"day": "%d.%m.%Y"}
+    names = ["noise", "day.time", "day.month", "day.day_of_week", "day.day_of_year"]
+    assert info["architecture"]["feature_names"] == names
+    assert "`day` read with format `%d.%m.%Y`" in (folder / "README.md").read_text()
+    package = load_package(folder)
+    rows = pd.DataFrame({"day": ["15.01.2016", "15.07.2016", "NA"], "noise": [0.0, 0.0, 0.0]})
+    preds = package.predict(rows)
+    assert len(preds) == 3 and preds["label"].isin(["autumn", "spring", "summer", "winter"]).all()
+    x = package.features(rows)
+    assert x[0, 1:].tolist() == pytest.approx([2016 + 14 / 366, 1, 4, 15], abs=1e-3)
+    assert np.isnan(x[2, 1:]).all()  # a missing date: imputed inside the model
+    with pytest.raises(Exception, match=r"date column 'day'.*'%d.%m.%Y'.*2016-01-15"):
+        package.predict(rows.assign(day=["2016-01-15", "15.07.2016", "NA"]))
+
+    new_rows = seasons(40, seed=1).drop(columns="season")
+    new_rows.loc[0, "day"] = "NA"
+    new_rows.to_csv(root / "data/01_raw/seasons_predict_input.csv", index=False)
+    scratch_project.run("predict", env="seasons")
+    out = pd.read_csv(root / "data/07_model_output/seasons/predictions.csv", keep_default_na=False)
+    assert out["day"].tolist() == new_rows["day"].tolist()
+    assert out["predicted_label"].isin(["autumn", "spring", "summer", "winter"]).all()

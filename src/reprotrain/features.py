@@ -73,3 +73,78 @@ def one_hot(values: pd.Series, column: str, categories: list[str]) -> dict[str, 
         f"{column}={cat}": (text == cat).fillna(False).to_numpy(dtype=np.float32)
         for cat in categories
     }
+
+
+# The features a date column gives, in order (``date_parts``); ``.hour`` only where some row
+# has a time of day (``date_features``).
+DATE_PARTS = ("time", "month", "day_of_week", "day_of_year", "hour")
+SHOW_BAD_DATES = 5
+
+
+def parse_dates(values: pd.Series, column: str, fmt: str) -> pd.Series:
+    """``values`` as datetimes read with ``fmt`` (a strptime format, or ``ISO8601``).
+
+    Missing-value markers (:func:`as_missing`) become ``NaT``.
+
+    Raises:
+        ValueError: A present value does not parse with ``fmt``; the message names the
+            column, the format and up to five such values.
+    """
+    if pd.api.types.is_datetime64_any_dtype(values):
+        return values
+    present = as_missing(values.astype("object")).astype("string").str.strip()
+    present = present.mask(present == "")
+    try:
+        dates = pd.to_datetime(present, format=fmt, errors="coerce")
+    except (ValueError, TypeError) as err:  # e.g. ISO8601 values with mixed time zones
+        raise ValueError(
+            f"date column '{column}' does not read with format {fmt!r}: {err}"
+        ) from None
+    bad = present[dates.isna() & present.notna()]
+    if len(bad):
+        shown = bad.unique()[:SHOW_BAD_DATES].tolist()
+        raise ValueError(
+            f"date column '{column}' has {len(bad)} value(s) that do not read with format "
+            f"{fmt!r}, e.g. {shown}"
+        )
+    return dates
+
+
+def format_dates(dates: pd.Series, fmt: str) -> pd.Series:
+    """``dates`` written with ``fmt`` (``ISO8601``: ``isoformat``), so that
+    :func:`parse_dates` reads them back; NaT stays missing."""
+    write = (lambda d: d.isoformat()) if fmt == "ISO8601" else (lambda d: d.strftime(fmt))
+    return dates.map(write, na_action="ignore").astype("string")
+
+
+def date_parts(dates: pd.Series, column: str) -> dict[str, np.ndarray]:
+    """The float32 features of ``dates``: ``<column>.time``, ``.month``, ``.day_of_week``,
+    ``.day_of_year`` and ``.hour``, in that order; NaT gives NaN in each.
+
+    ``.time`` is the date as years (year + elapsed share of the year, time of day included):
+    a trend. ``.month`` 1-12, ``.day_of_week`` 0 (Monday) - 6, ``.day_of_year`` 1-366,
+    ``.hour`` hours since midnight (minutes as a fraction).
+    """
+    d = dates.dt
+    day = d.hour * 3600 + d.minute * 60 + d.second  # seconds since midnight
+    days_in_year = d.is_leap_year.astype("float64") + 365.0
+    year = d.year + (d.day_of_year - 1 + day / 86400) / days_in_year
+    parts = {
+        "time": year,
+        "month": d.month,
+        "day_of_week": d.day_of_week,
+        "day_of_year": d.day_of_year,
+        "hour": d.hour + d.minute / 60,
+    }
+    return {
+        f"{column}.{name}": values.astype("float64").where(dates.notna()).to_numpy(np.float32)
+        for name, values in parts.items()
+    }
+
+
+def date_features(dates: pd.Series, column: str) -> dict[str, np.ndarray]:
+    """``date_parts`` without ``.hour`` when no date has a time of day (all at midnight)."""
+    parts = date_parts(dates, column)
+    if not (dates.dropna() != dates.dropna().dt.normalize()).any():
+        del parts[f"{column}.hour"]
+    return parts

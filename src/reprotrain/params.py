@@ -69,6 +69,28 @@ class ScoreToLabel(_Params):
     above: str
 
 
+def _check_date_formats(date_columns: dict[str, str]) -> dict[str, str]:
+    """Refuse a date format that is neither ``ISO8601`` nor a strptime format."""
+    for column, fmt in date_columns.items():
+        if fmt != "ISO8601" and "%" not in fmt:
+            raise ValueError(
+                f"column '{column}': format {fmt!r} is neither a strptime format (such as "
+                f"'%Y-%m-%d' or '%d.%m.%Y %H:%M') nor 'ISO8601'"
+            )
+    return date_columns
+
+
+def _overlap(roles: dict[str, list[str]]) -> str | None:
+    """A message naming a column listed under two of ``roles`` (key: list of columns), or None."""
+    seen: dict[str, str] = {}
+    for role, columns in roles.items():
+        for c in columns:
+            if c in seen and seen[c] != role:
+                return f"column '{c}' is in both '{seen[c]}' and '{role}': give it one role"
+            seen[c] = role
+    return None
+
+
 class CleanParams(_Params):
     """Which raw columns hold the text, the features and the label, and what to drop."""
 
@@ -77,6 +99,9 @@ class CleanParams(_Params):
     text_column: str | None = None
     numeric_columns: list[str] = []
     categorical_columns: list[str] = []
+    # column -> strptime format ("%Y/%m/%d", "%d.%m.%Y %H:%M") or "ISO8601": features
+    # <column>.time, .month, .day_of_week, .day_of_year (and .hour) (features.date_parts)
+    date_columns: dict[str, str] = {}
     id_column: str | None = None
     group_column: str | None = None
     missing_features: Literal["drop", "keep"] = "drop"
@@ -87,12 +112,29 @@ class CleanParams(_Params):
     # ("adelie", "ADELIE ") counts as that label; "exact": it is dropped as unknown_label.
     label_case: Literal["exact", "insensitive"] = "exact"
 
+    _formats = field_validator("date_columns")(_check_date_formats)
+
     @model_validator(mode="after")
     def _check(self) -> CleanParams:
-        if self.text_column is None and not (self.numeric_columns or self.categorical_columns):
+        features = self.numeric_columns or self.categorical_columns or self.date_columns
+        if self.text_column is None and not features:
             raise ValueError(
-                "set either 'text_column' or at least one of 'numeric_columns'/'categorical_columns'"
+                "set either 'text_column' or at least one of 'numeric_columns'/"
+                "'categorical_columns'/'date_columns'"
             )
+        if self.date_columns:
+            clash = _overlap(
+                {
+                    "date_columns": list(self.date_columns),
+                    "numeric_columns": self.numeric_columns,
+                    "categorical_columns": self.categorical_columns,
+                    "label_column": [self.label_column],
+                    "text_column": [self.text_column] if self.text_column else [],
+                    "id_column": [self.id_column] if self.id_column else [],
+                }
+            )
+            if clash:
+                raise ValueError(clash)
         return self
 
 
@@ -107,6 +149,24 @@ class ConvertParams(_Params):
     batch_size: int = Field(1000, gt=0)
     numeric_columns: list[str] = []
     categories: dict[str, list[str]] = {}
+    # column -> format, as in clean: what the package parses raw dates with
+    date_columns: dict[str, str] = {}
+
+    _formats = field_validator("date_columns")(_check_date_formats)
+
+    @model_validator(mode="after")
+    def _check(self) -> ConvertParams:
+        if self.date_columns:
+            clash = _overlap(
+                {
+                    "date_columns": list(self.date_columns),
+                    "numeric_columns": self.numeric_columns,
+                    "categories": list(self.categories),
+                }
+            )
+            if clash:
+                raise ValueError(clash)
+        return self
 
 
 # --------------------------------------------------------------------------------------- split

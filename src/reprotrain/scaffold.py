@@ -32,7 +32,7 @@ import pandas as pd
 import yaml
 
 from reprotrain.atomic import writing_dir
-from reprotrain.features import NA_STRINGS, as_missing, label_text
+from reprotrain.features import NA_STRINGS, as_missing, date_features, label_text, parse_dates
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 RESERVED_ENVS = ("base", "local")  # the project's own configuration, and the user's secrets
@@ -70,6 +70,20 @@ TEXT_MIN_WORDS = 3.0  # a string column is text-like when its values are long ..
 TEXT_MIN_CHARS = 20.0
 TEXT_MIN_UNIQUE_RATIO = 0.5  # ... and mostly distinct
 FEW_ROWS_PER_CLASS = 10
+# Date formats a string column is tried with, in order; the first that reads every value wins
+_DAY_FIRST, _MONTH_FIRST = "%d/%m/%Y", "%m/%d/%Y"
+DATE_FORMATS = (
+    "%Y-%m-%d",
+    "%Y-%m-%d %H:%M:%S",
+    "%Y-%m-%dT%H:%M:%S",
+    "%Y-%m-%d %H:%M",
+    *(
+        f"{day}{time}"
+        for day in ("%Y/%m/%d", "%d.%m.%Y", _DAY_FIRST, _MONTH_FIRST)
+        for time in ("", " %H:%M", " %H:%M:%S")
+    ),
+)
+DATE_PROBE = 100  # values a format must read before it is tried on the whole column
 SEED = 42
 TEXT_FIT = "conf/base/parameters_fit.yml"
 TABULAR_FIT = "conf/penguins/parameters_fit.yml"  # the MLP defaults
@@ -90,8 +104,9 @@ class Role:
     """What one column of the file is for, and why."""
 
     column: str
-    role: str  # label | text | numeric | categorical | id | ignored
+    role: str  # label | text | numeric | categorical | date | id | ignored
     reason: str
+    date_format: str | None = None  # role date: the format every value reads with
 
 
 @dataclass(frozen=True)
@@ -122,11 +137,19 @@ class Plan:
     notes: list[str] = field(default_factory=list)
     # how to read the CSV beyond pandas' defaults (``sep``, ``decimal``, ``encoding``)
     read_options: dict[str, Any] = field(default_factory=dict)
+    # date columns: {column: format} and the features each gives (``features.date_features``)
+    date_columns: dict[str, str] = field(default_factory=dict)
+    date_parts: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def kind(self) -> str:
         """``text`` (a transformer reads the text column) or ``tabular`` (an MLP)."""
         return "text" if self.text_column else "tabular"
+
+    @property
+    def feature_columns(self) -> list[str]:
+        """The tabular feature columns: numeric, date, categorical."""
+        return [*self.numeric_columns, *self.date_columns, *self.categories]
 
     @property
     def categorical_columns(self) -> list[str]:
@@ -377,6 +400,40 @@ def _integer_sequence(s: pd.Series) -> bool:  # s: two or more values, none miss
     return bool((values == values.round()).all() and (np.diff(values) == 1).all())
 
 
+def _reads_as(strings: pd.Series, fmt: str) -> bool:
+    """Whether every value of ``strings`` (distinct, none missing) reads with ``fmt``."""
+    for values in (strings[:DATE_PROBE], strings):
+        if pd.to_datetime(values, format=fmt, errors="coerce").isna().any():
+            return False
+    return True
+
+
+def date_format(strings: pd.Series) -> str | None:
+    """The first of :data:`DATE_FORMATS` that reads every one of ``strings``, or ``None``.
+
+    Day first wins where month first reads every value too (:func:`infer_plan` notes it).
+    """
+    distinct = pd.Series(as_missing(strings).dropna().unique(), dtype="string").str.strip()
+    if distinct.empty or not distinct.str.contains(r"\d", regex=True).all():
+        return None
+    return next((fmt for fmt in DATE_FORMATS if _reads_as(distinct, fmt)), None)
+
+
+def _month_first_note(column: str, fmt: str, s: pd.Series) -> str | None:
+    """A note when day-first ``fmt`` was chosen but month first reads every value too."""
+    if not fmt.startswith(_DAY_FIRST):
+        return None
+    other = fmt.replace(_DAY_FIRST, _MONTH_FIRST)
+    distinct = pd.Series(as_missing(s).dropna().unique(), dtype="string").str.strip()
+    if not _reads_as(distinct, other):
+        return None
+    return (
+        f"'{column}' reads as day/month/year ({fmt}) and as month/day/year ({other}); "
+        f"day first was chosen: if its dates are month first, set both date_columns entries "
+        f"(parameters_clean.yml, parameters_convert.yml) to {other!r}"
+    )
+
+
 def column_role(s: pd.Series) -> Role:  # noqa: C901 - see the docstring
     """The role of a non-label column, from its values alone (id, text, numeric, ...).
 
@@ -407,6 +464,9 @@ def column_role(s: pd.Series) -> Role:  # noqa: C901 - see the docstring
     if _is_number(s):
         return Role(name, "numeric", f"numbers, {unique:,} distinct")
     strings = as_clean_strings(s)
+    fmt = date_format(strings)
+    if fmt:
+        return Role(name, "date", f"dates, format {fmt}", fmt)
     ratio = strings.nunique() / len(strings)
     words = strings.str.split().str.len().mean()
     chars = strings.str.len().mean()
@@ -593,17 +653,22 @@ def infer_plan(
     chosen_text = _pick_text(roles, frame, text)
     if chosen_text:
         for c, r in roles.items():
-            if r.role in ("numeric", "categorical"):
+            if r.role in ("numeric", "categorical", "date"):
                 roles[c] = Role(c, "ignored", f"{r.reason}; a text task reads its text column only")
     numeric = [c for c, r in roles.items() if r.role == "numeric"]
     categorical = [c for c, r in roles.items() if r.role == "categorical"]
-    if not (chosen_text or numeric or categorical):
+    dates = {c: r.date_format for c, r in roles.items() if r.role == "date" and r.date_format}
+    for c, fmt in dates.items():
+        note = _month_first_note(c, fmt, frame[c])
+        if note:
+            notes.append(note)
+    if not (chosen_text or numeric or categorical or dates):
         others = "; ".join(f"'{c}': {r.reason}" for c, r in roles.items()) or "none"
         raise ScaffoldError(
             f"no usable feature column besides the label ({others}): which column should the "
             f"model read? (--text for a text column)"
         )
-    features = [chosen_text] if chosen_text else [*numeric, *categorical]
+    features = [chosen_text] if chosen_text else [*numeric, *dates, *categorical]
     absent = {c: int(as_missing(frame[c]).isna().sum()) for c in features}
     missing = {c: n for c, n in absent.items() if n}
     # a text task's only feature is the text: clean drops a row without one
@@ -642,6 +707,10 @@ def infer_plan(
         label_is_numeric=_is_number(frame[label]),
         notes=notes,
         read_options=read_options or {},
+        date_columns=dates,
+        date_parts={
+            c: list(date_features(parse_dates(frame[c], c, fmt), c)) for c, fmt in dates.items()
+        },
     )
 
 
@@ -696,7 +765,7 @@ def _card_texts(plan: Plan) -> tuple[str, str]:
     if plan.kind == "text":
         source = f"the text column '{plan.text_column}'"
     else:
-        source = "the columns " + _quoted([*plan.numeric_columns, *plan.categorical_columns])
+        source = "the columns " + _quoted(plan.feature_columns)
     if plan.task_type == "regression":
         use = f"Predicts '{plan.label_column}' (a number) from {source}."
     elif plan.kind == "text":
@@ -742,6 +811,8 @@ def parameter_groups(plan: Plan) -> dict[str, dict[str, Any]]:
     convert: dict[str, Any] = {"batch_size": 1000}
     if not text:
         convert.update(numeric_columns=plan.numeric_columns, categories=plan.categories)
+        if plan.date_columns:
+            convert["date_columns"] = plan.date_columns
     return {
         "globals.yml": {
             "task": {
@@ -761,6 +832,7 @@ def parameter_groups(plan: Plan) -> dict[str, dict[str, Any]]:
                 "text_column": plan.text_column,
                 "numeric_columns": [] if text else plan.numeric_columns,
                 "categorical_columns": [] if text else plan.categorical_columns,
+                **({"date_columns": plan.date_columns} if plan.date_columns and not text else {}),
                 "id_column": plan.id_column,
                 "group_column": None,
                 "missing_features": plan.missing_features,
@@ -806,8 +878,12 @@ def _comments(plan: Plan) -> dict[str, dict[str, str]]:
             else "no feature has missing values"
             if plan.kind == "tabular"
             else "a row without text is dropped",
+            "clean.date_columns": "the format every value reads with (strptime, or ISO8601)",
         },
-        "parameters_convert.yml": {"convert.categories": "each column's values, sorted"},
+        "parameters_convert.yml": {
+            "convert.categories": "each column's values, sorted",
+            "convert.date_columns": "as in clean: the package reads new dates with it",
+        },
         "parameters_package.yml": {
             "package.intended_use": "generated: say what the model is for",
             "package.limitations": "generated: say where it must not be used",
@@ -937,6 +1013,9 @@ def describe(plan: Plan, files: list[str]) -> str:
     for c, values in plan.categories.items():
         reason = next(r.reason for r in plan.roles if r.column == c)
         lines.append(f"  categorical  '{c}': {_short(values)} ({reason}; sorted)")
+    for c, fmt in plan.date_columns.items():
+        parts = ", ".join(p.removeprefix(c) for p in plan.date_parts.get(c, []))
+        lines.append(f"  date         '{c}': dates, format {fmt} -> {parts}")
     for r in plan.columns_with("ignored"):
         lines.append(f"  ignored      '{r.column}': {r.reason}")
     counts = ", ".join(f"'{c}' {n:,}" for c, n in plan.missing.items())

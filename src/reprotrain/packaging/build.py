@@ -13,6 +13,7 @@ import pandas as pd
 from torch import nn
 
 from reprotrain.artifact import save_weights
+from reprotrain.features import format_dates
 from reprotrain.inference import to_predictions
 from reprotrain.models.mlp import MLP
 from reprotrain.packaging.format import (
@@ -70,6 +71,8 @@ def package_info(
             },
             onnx={"file": ONNX_FILE, "input": ONNX_INPUT, "output": ONNX_OUTPUT, "batch_axis": 0},
         )
+        if package.date_columns:  # written only when there are some: older packages lack it
+            info["preprocessing"]["date_columns"] = package.date_columns
     return info
 
 
@@ -153,8 +156,9 @@ class PackageDraft:
 def example_rows(package: Package, table: pd.DataFrame, n: int) -> pd.DataFrame:
     """Up to ``n`` raw input rows reconstructed from a converted table (for verification).
 
-    Text: token ids decoded back to text. Tabular: numbers as they are, one-hot columns back
-    to category names (all zeros → missing).
+    Text: token ids decoded back to text. Tabular: numbers as they are, date parts back to
+    dates written in their format (to the minute), one-hot columns back to category names
+    (all zeros → missing).
     """
     head = table.head(n)
     if isinstance(package, TextPackage):
@@ -166,7 +170,29 @@ def example_rows(package: Package, table: pd.DataFrame, n: int) -> pd.DataFrame:
         onehot = head[[f"{c}={v}" for v in values]].to_numpy()
         names = np.asarray(values, dtype=object)[onehot.argmax(axis=1)]
         rows[c] = np.where(onehot.max(axis=1) > 0, names, None)
+    for c, fmt in package.date_columns.items():
+        rows[c] = _dates_from_parts(head, c, fmt)
     return pd.DataFrame(rows)
+
+
+def _dates_from_parts(table: pd.DataFrame, column: str, fmt: str) -> np.ndarray:
+    """``column``'s dates rebuilt from its converted parts (``features.date_parts``), written
+    with ``fmt``; NaN parts → missing. Exact to the minute (``.hour`` holds minutes)."""
+    doy = table[f"{column}.day_of_year"].to_numpy(np.float64)
+    # .time lies in [year, year + 1): less the day's share (at most 1/365) it rounds to the year
+    year = np.round(table[f"{column}.time"].to_numpy(np.float64) - (doy - 1) / 365.5)
+    hour = f"{column}.hour"
+    hours = table[hour].to_numpy(np.float64) if hour in table else np.zeros(len(table))
+    dates = pd.Series(
+        [
+            pd.NaT
+            if np.isnan(y) or np.isnan(d)
+            else pd.Timestamp(int(y), 1, 1) + pd.Timedelta(days=int(d) - 1, minutes=round(h * 60))
+            for y, d, h in zip(year, doy, hours, strict=True)
+        ],
+        dtype="datetime64[us]",
+    )
+    return format_dates(dates, fmt).to_numpy(dtype=object, na_value=None)
 
 
 def in_memory_package(
@@ -178,6 +204,7 @@ def in_memory_package(
     max_length: int = 128,
     numeric_columns: list[str] | None = None,
     categories: dict[str, list[str]] | None = None,
+    date_columns: dict[str, str] | None = None,
     text_column: str = "text",
 ) -> Package:
     """Wrap a trained model (and its preprocessing) in the same predict API as a loaded package.
@@ -192,6 +219,7 @@ def in_memory_package(
             labels=labels,
             numeric_columns=numeric_columns or [],
             categories=categories or {},
+            date_columns=date_columns or {},
         )
     if tokenizer is None:
         raise PackageError(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from reprotrain.features import DATE_PARTS
 from reprotrain.packaging.format import (
     LINEAGE_FILE,
     METRICS_FILE,
@@ -67,6 +68,28 @@ def _conf_note(git: dict[str, Any]) -> str:
     return f"\n- configuration not as committed (`git status`): {shown}"
 
 
+# What each date feature holds (``features.date_parts``), for the card
+_DATE_MEANINGS = {
+    "time": "the date in years, with the elapsed share of the year",
+    "month": "1-12",
+    "day_of_week": "0 Monday to 6 Sunday",
+    "day_of_year": "1-366",
+    "hour": "hours since midnight",
+}
+
+
+def _date_inputs(pre: dict[str, Any]) -> str:
+    """The card's words on the date columns: format and derived features; "" without any."""
+    dates = pre.get("date_columns") or {}
+    names = pre["feature_names"]
+    each = [
+        f"`{c}` read with format `{fmt}` → "
+        + ", ".join(f"`{c}.{p}` ({_DATE_MEANINGS[p]})" for p in DATE_PARTS if f"{c}.{p}" in names)
+        for c, fmt in dates.items()
+    ]
+    return f", and date columns: {'; '.join(each)}; a missing date → training means" if each else ""
+
+
 def render_card(
     info: dict[str, Any],
     metrics: dict[str, Any],
@@ -104,7 +127,7 @@ def render_card(
         inputs = (
             f"numeric columns {pre['numeric_columns']} (missing → training mean) and categorical "
             f"columns {list(pre['categories'])} (one-hot; missing or unknown → all zeros)"
-        )
+        ) + _date_inputs(pre)
         front = ""
         files = f"`{WEIGHTS_FILE}`, `{ONNX_FILE}`"
     data_rows = [f"| {k} | {v} |" for k, v in data_summary.items()]

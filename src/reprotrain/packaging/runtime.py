@@ -19,7 +19,7 @@ from torch import nn
 
 from reprotrain.atomic import recover_dir
 from reprotrain.batches import sorted_batches
-from reprotrain.features import normalise_text, one_hot
+from reprotrain.features import DATE_PARTS, date_parts, normalise_text, one_hot, parse_dates
 from reprotrain.inference import to_predictions
 from reprotrain.models.mlp import MLP, mlp_from_spec
 from reprotrain.packaging.format import FORMAT_VERSION, PACKAGE_FILE, WEIGHTS_FILE
@@ -166,6 +166,11 @@ class TextPackage(_Predictor):
         return self.model(**enc).logits.float().cpu().numpy()
 
 
+def _date_names(column: str) -> list[str]:
+    """The names ``features.date_parts`` gives ``column``'s features, in order."""
+    return [f"{column}.{part}" for part in DATE_PARTS]
+
+
 def _warn_mostly_missing(frame: pd.DataFrame, numeric_columns: list[str]) -> None:
     """Warn about rows whose numbers are mostly missing: their prediction is mostly imputed."""
     if not numeric_columns:
@@ -185,13 +190,18 @@ def _warn_mostly_missing(frame: pd.DataFrame, numeric_columns: list[str]) -> Non
 
 @dataclass(eq=False, kw_only=True)
 class TabularPackage(_Predictor):
-    """An MLP on numeric and one-hot categorical columns (scaling inside the model)."""
+    """An MLP on numeric, date and one-hot categorical columns (scaling inside the model).
+
+    ``date_columns`` maps a raw column to its format (``features.parse_dates``); its features
+    are the parts (``features.date_parts``) the model's ``feature_names`` hold.
+    """
 
     model: MLP = field(repr=False)
     task: str
     labels: list[str] | None
     numeric_columns: list[str]
     categories: dict[str, list[str]]
+    date_columns: dict[str, str] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict, repr=False)
 
     family: ClassVar[str] = "mlp"
@@ -204,6 +214,9 @@ class TabularPackage(_Predictor):
         # categories may come back in another order (package.json is written with sorted keys).
         expected = list(self.model.spec["feature_names"])
         position = {name: i for i, name in enumerate(expected)}
+        self.date_columns = dict(
+            sorted(self.date_columns.items(), key=lambda kv: position.get(f"{kv[0]}.time", -1))
+        )
         self.categories = {
             k: list(v)
             for k, v in sorted(
@@ -211,23 +224,27 @@ class TabularPackage(_Predictor):
                 key=lambda kv: position.get(f"{kv[0]}={kv[1][0]}", len(expected)) if kv[1] else 0,
             )
         }
-        names = self.numeric_columns + [f"{c}={v}" for c, vs in self.categories.items() for v in vs]
+        dates = [n for c in self.date_columns for n in _date_names(c) if n in position]
+        names = [*self.numeric_columns, *dates]
+        names += [f"{c}={v}" for c, vs in self.categories.items() for v in vs]
         if names != expected:
             raise PackageError(
                 f"preprocessing gives features {names} but the model expects {expected}"
             )
 
     def features(self, rows: Any) -> np.ndarray:
-        """Raw rows → the model's float32 features (numbers as given, categories one-hot).
+        """Raw rows → the model's float32 features (numbers as given, date parts, categories
+        one-hot).
 
-        Missing and unknown values are encoded as in the convert step (``features.one_hot``).
+        Missing and unknown values are encoded as in the convert step (``features.one_hot``;
+        a missing date: NaN parts).
 
         Raises:
-            PackageInputError: A needed column is missing, or a numeric column is not numeric
-                or holds an infinite value.
+            PackageInputError: A needed column is missing, a numeric column is not numeric
+                or holds an infinite value, or a date does not read with its format.
         """
         frame = _as_frame(rows, None)
-        _require(frame, [*self.numeric_columns, *self.categories])
+        _require(frame, [*self.numeric_columns, *self.date_columns, *self.categories])
         cols = []
         for c in self.numeric_columns:
             try:
@@ -238,6 +255,13 @@ class TabularPackage(_Predictor):
                 rows = frame.index[np.isinf(values)].tolist()[:5]
                 raise PackageInputError(f"column '{c}' holds infinite values (rows {rows})")
             cols.append(values)
+        wanted = set(self.model.spec["feature_names"])
+        for c, fmt in self.date_columns.items():
+            try:
+                dates = parse_dates(frame[c], c, fmt)
+            except ValueError as err:
+                raise PackageInputError(f"{err}: the model reads dates in that format") from None
+            cols += [v for name, v in date_parts(dates, c).items() if name in wanted]
         for c, values in self.categories.items():
             cols += one_hot(frame[c], c, values).values()
         _warn_mostly_missing(frame, self.numeric_columns)
@@ -385,12 +409,19 @@ def load_package(folder: str | Path, *, verify: bool = True, backend: str = "tor
     _check_package_labels(folder, info, model)
     model.load_state_dict(load_file(folder / WEIGHTS_FILE), strict=True)
     pre = info["preprocessing"]
+    dates = pre.get("date_columns", {})  # older packages: no date columns
+    if not (isinstance(dates, dict) and all(isinstance(v, str) for v in dates.values())):
+        raise PackageError(
+            f"{folder / PACKAGE_FILE}: key 'preprocessing.date_columns' must map each column "
+            f"to its format, not {dates!r}; rebuild the package"
+        )
     return TabularPackage(
         model=model,
         task=info["task"],
         labels=info["labels"],
         numeric_columns=pre["numeric_columns"],
         categories=pre["categories"],
+        date_columns=dates,
         info=info,
     )
 

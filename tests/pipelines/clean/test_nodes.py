@@ -150,3 +150,40 @@ def test_very_long_text_is_kept_whole_for_the_tokenizer(reviews_raw):
 def test_a_wholly_empty_numeric_column_is_named(penguins_raw):
     with pytest.raises(DataError, match="numeric column 'body_mass_g' has no values: all 150"):
         clean_table(penguins_raw.assign(body_mass_g=None), PENGUINS, PENGUINS_TASK)
+
+
+def _with_dates(raw: pd.DataFrame) -> pd.DataFrame:
+    """``raw`` with a ``seen`` column of day.month.year dates, one missing (row 4)."""
+    days = pd.date_range("2015-01-30", periods=len(raw), freq="D").strftime("%d.%m.%Y")
+    return raw.assign(seen=days.where(raw.index != 4, "NA"))
+
+
+def test_a_date_column_is_a_feature_kept_as_written_and_its_missing_values_follow_the_policy(
+    penguins_raw,
+):
+    raw = _with_dates(penguins_raw)
+    params = {**PENGUINS, "date_columns": {"seen": "%d.%m.%Y"}}
+    cleaned, report = clean_table(raw, params, PENGUINS_TASK)
+    assert cleaned["seen"].iloc[:3].tolist() == ["30.01.2015", "31.01.2015", "01.02.2015"]
+    assert cleaned["seen"].isna().sum() == 1 and report["missing_kept"]["seen"] == 1
+    cleaned, report = clean_table(raw, {**params, "missing_features": "drop"}, PENGUINS_TASK)
+    assert cleaned["seen"].notna().all()
+    assert report["removed"]["missing_feature"] == 3  # row 4 beside the two penguins rows
+
+
+def test_a_date_that_does_not_read_with_its_format_is_named(penguins_raw):
+    raw = _with_dates(penguins_raw)
+    raw.loc[7, "seen"] = "2015-02-06"
+    params = {**PENGUINS, "date_columns": {"seen": "%d.%m.%Y"}}
+    with pytest.raises(DataError, match=r"date column 'seen' has 1 value.*'%d.%m.%Y'.*2015-02-06"):
+        clean_table(raw, params, PENGUINS_TASK)
+    with pytest.raises(DataError, match=r"missing the configured column\(s\) \['seen'\]"):
+        clean_table(penguins_raw, params, PENGUINS_TASK)
+
+
+def test_dates_a_parquet_file_holds_as_dates_are_written_in_the_configured_format(penguins_raw):
+    raw = penguins_raw.assign(seen=pd.Timestamp("2015-03-04 13:45"))
+    raw.loc[2, "seen"] = pd.NaT
+    params = {**PENGUINS, "date_columns": {"seen": "%d.%m.%Y %H:%M"}}
+    cleaned, _ = clean_table(raw, params, PENGUINS_TASK)
+    assert cleaned["seen"].iloc[:3].tolist() == ["04.03.2015 13:45", "04.03.2015 13:45", pd.NA]

@@ -107,3 +107,26 @@ def test_tokenizer_threads_give_the_same_ids_and_end_off(
     out = convert_table(cleaned, {**TEXT, "batch_size": 1000}, text_task)
     assert [list(ids) for ids in out["input_ids"]] == serial
     assert os.environ["TOKENIZERS_PARALLELISM"] == "false"  # off again before any fork
+
+
+def test_date_parts_follow_the_numbers_and_precede_the_categories(penguins_raw):
+    raw = penguins_raw.assign(seen=[f"2015-03-{1 + i % 28:02d}" for i in range(len(penguins_raw))])
+    clean = {**load_params("clean", env="penguins"), "date_columns": {"seen": "%Y-%m-%d"}}
+    params = {**load_params("convert", env="penguins"), "date_columns": {"seen": "%Y-%m-%d"}}
+    cleaned, _ = clean_table(raw, clean, PENGUINS_TASK)
+    out = convert_table(cleaned, params, PENGUINS_TASK)
+    features = [c for c in out.columns if c != "label"]
+    numeric, categories = params["numeric_columns"], params["categories"]
+    dates = ["seen.time", "seen.month", "seen.day_of_week", "seen.day_of_year"]  # no .hour
+    one_hot = [f"{c}={v}" for c, values in categories.items() for v in values]
+    assert features == [*numeric, *dates, *one_hot]
+    assert out["seen.month"].eq(3).all() and out["seen.day_of_year"].iloc[:2].tolist() == [60, 61]
+
+    timed = cleaned.assign(seen=cleaned["seen"] + " 00:00")
+    timed.loc[3, "seen"] = "2015-03-04 06:30"  # one time of day: every row gets .hour
+    out = convert_table(
+        timed, {**params, "date_columns": {"seen": "%Y-%m-%d %H:%M"}}, PENGUINS_TASK
+    )
+    assert "seen.hour" in out.columns and out["seen.hour"].tolist()[2:4] == [0.0, 6.5]
+    with pytest.raises(ValueError, match=r"'seen' has 150 value\(s\).*convert.date_columns"):
+        convert_table(cleaned, {**params, "date_columns": {"seen": "%d.%m.%Y"}}, PENGUINS_TASK)

@@ -7,7 +7,13 @@ from typing import Any
 
 import pandas as pd
 
-from reprotrain.features import as_missing, label_text, normalise_text
+from reprotrain.features import (
+    as_missing,
+    format_dates,
+    label_text,
+    normalise_text,
+    parse_dates,
+)
 from reprotrain.params import CleanParams, parse
 
 log = logging.getLogger(__name__)
@@ -22,7 +28,7 @@ class DataError(ValueError):
 
 def _require_columns(raw: pd.DataFrame, p: CleanParams) -> None:
     wanted = [p.label_column, p.text_column, p.id_column, p.group_column]
-    wanted += [*p.numeric_columns, *p.categorical_columns]
+    wanted += [*p.numeric_columns, *p.categorical_columns, *p.date_columns]
     missing = [c for c in wanted if c is not None and c not in raw.columns]
     if missing:
         (header,) = raw.columns if len(raw.columns) == 1 else [""]
@@ -53,6 +59,23 @@ def _numeric(raw: pd.DataFrame, column: str) -> pd.Series:
             f"e.g. {bad.astype(str).unique()[:3].tolist()}"
         )
     return values
+
+
+def _dates(raw: pd.DataFrame, column: str, fmt: str) -> pd.Series:
+    """``column``'s dates as written (stripped; missing-value markers missing), each checked
+    to read with ``fmt``: convert and the package parse them with ``convert.date_columns``."""
+    try:
+        dates = parse_dates(raw[column], column, fmt)
+    except ValueError as err:
+        raise DataError(
+            f"{err}: fix them, or give the column its format in clean.date_columns "
+            f"(parameters_clean.yml)"
+        ) from None
+    if dates.isna().all():
+        raise DataError(f"date column '{column}' has no values: all {len(raw)} are missing")
+    if pd.api.types.is_datetime64_any_dtype(raw[column]):  # a Parquet file's own dates
+        return format_dates(dates, fmt)
+    return raw[column].astype("string").str.strip().where(dates.notna())
 
 
 def _labels(raw: pd.DataFrame, p: CleanParams, labels: list[str] | None) -> pd.Series:
@@ -97,6 +120,8 @@ def _standardise(raw: pd.DataFrame, p: CleanParams, labels: list[str] | None) ->
             raise DataError(f"numeric column '{c}' has no values: all {len(raw)} are missing")
     for c in p.categorical_columns:  # "NA" here is a missing value, as in a numeric column
         out[c] = as_missing(raw[c].astype("string").str.strip())
+    for c, fmt in p.date_columns.items():
+        out[c] = _dates(raw, c, fmt)
     out["label"] = _labels(raw, p, labels)
     return out
 
@@ -128,7 +153,7 @@ def _usable(
         unknown = {str(v): int(n) for v, n in counts.items()}
     if p.text_column:
         drop("empty_text", out["text"].isna() | (out["text"] == ""))
-    features = [*p.numeric_columns, *p.categorical_columns]
+    features = [*p.numeric_columns, *p.categorical_columns, *p.date_columns]
     if features and p.missing_features == "drop":
         drop("missing_feature", out[features].isna().any(axis=1))
     if p.numeric_columns:
@@ -180,7 +205,7 @@ def clean_table(
                 f"only one class {classes} is left after cleaning; a classifier needs at least "
                 f"two of {labels}"
             )
-    features = cleaned[[*p.numeric_columns, *p.categorical_columns]]
+    features = cleaned[[*p.numeric_columns, *p.categorical_columns, *p.date_columns]]
     missing = {c: int(n) for c, n in features.isna().sum().items() if n}  # missing_features: keep
     report = {"rows_in": len(raw), "rows_out": len(cleaned), "removed": removed}
     if unknown:

@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
-from reprotrain.features import one_hot
+from reprotrain.features import date_features, one_hot, parse_dates
 from reprotrain.params import ConvertParams, ParameterError, TaskParams, parse
 
 log = logging.getLogger(__name__)
@@ -104,8 +104,18 @@ def _position_limit(folder: str, tokenizer: Any) -> int | None:
 
 
 def _features(table: pd.DataFrame, p: ConvertParams) -> pd.DataFrame:
-    """Numeric columns cast to float32 (NaN kept); categoricals one-hot (``one_hot``)."""
+    """Numeric columns cast to float32 (NaN kept), then each date column's parts
+    (``date_features``; missing: NaN), then categoricals one-hot (``one_hot``)."""
     cols = {c: pd.to_numeric(table[c], errors="raise").astype("float32") for c in p.numeric_columns}
+    for c, fmt in p.date_columns.items():
+        try:
+            dates = parse_dates(table[c], c, fmt)
+        except ValueError as err:
+            raise ValueError(
+                f"{err}: give the column clean's format in convert.date_columns "
+                f"(parameters_convert.yml); the package reads new dates with it"
+            ) from None
+        cols.update(date_features(dates, c))
     for c, categories in p.categories.items():
         cols.update(one_hot(table[c], c, categories))
     return pd.DataFrame(cols, index=table.index)
@@ -129,7 +139,7 @@ def convert_table(
     """
     t = parse("task", task)
     p = parse("convert", parameters, t)
-    needed = ["label", *p.numeric_columns, *p.categories]
+    needed = ["label", *p.numeric_columns, *p.date_columns, *p.categories]
     missing = [c for c in needed if c not in cleaned.columns]
     if missing:
         raise ValueError(f"cleaned table lacks column(s) {missing} named in parameters_convert.yml")

@@ -57,9 +57,11 @@ def card_parameters(fit: FitParams, convert: ConvertParams, task: TaskParams) ->
     if model["family"] == "transformer":
         model["checkpoint"] = None if fit.model.config is not None else task.model_checkpoint
     convert_values = {"tokenizer": task.model_checkpoint, "max_length": task.max_length}
+    # date_columns only where set: a card without dates reads as before they existed
+    exclude = None if convert.date_columns else {"date_columns"}
     return {
         "fit": {**fit.model_dump(mode="json"), **shared, "model": model, "seed": task.seed},
-        "convert": {**convert.model_dump(mode="json"), **shared, **convert_values},
+        "convert": {**convert.model_dump(mode="json", exclude=exclude), **shared, **convert_values},
     }
 
 
@@ -108,6 +110,7 @@ def build_package(
         max_length=t.max_length,
         numeric_columns=convert.numeric_columns,
         categories=convert.categories,
+        date_columns=convert.date_columns,
         text_column=(clean_parameters or {}).get("text_column") or "text",
     )
     info = package_info(package, **card_texts(p, t))

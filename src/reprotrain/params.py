@@ -610,6 +610,9 @@ STEP_PARAMS: dict[str, type[_Params]] = {
     "tune": TuneParams,
 }
 SPLITS = ("train", "validation", "test")
+# The test metrics shown side by side for the model and each baseline (evaluate's
+# model_comparison and the model card), those of the task's type present.
+HEADLINE_METRICS = ("accuracy", "f1_macro", "mse", "mae", "r2")
 
 # The task group's keys (and the step keys they once filled) that a step file must not set:
 # one source of truth, so that a changed label list or seed reaches every step.

@@ -13,6 +13,7 @@ from reprotrain.packaging.format import (
     PACKAGE_FILE,
     WEIGHTS_FILE,
 )
+from reprotrain.params import HEADLINE_METRICS
 
 
 def _metric_rows(metrics: dict[str, Any], prefix: str = "") -> list[str]:
@@ -28,8 +29,6 @@ def _metric_rows(metrics: dict[str, Any], prefix: str = "") -> list[str]:
 
 
 _COMPARISON = ("baselines", "best_baseline", "below_baseline")
-# The metrics shown side by side for the model and each baseline (here and model_comparison).
-HEADLINE = ("accuracy", "f1_macro", "mse", "mae", "r2")
 
 
 def _baseline_section(metrics: dict[str, Any]) -> str:
@@ -37,7 +36,7 @@ def _baseline_section(metrics: dict[str, Any]) -> str:
     baselines = metrics.get("baselines")
     if not baselines:
         return ""
-    headline = [k for k in HEADLINE if k in metrics]
+    headline = [k for k in HEADLINE_METRICS if k in metrics]
     rows = [("trained model (this package)", metrics)] + list(baselines.items())
     table = "\n".join(
         f"| {name} | " + " | ".join(f"{m[k]:.4f}" for k in headline) + " |" for name, m in rows

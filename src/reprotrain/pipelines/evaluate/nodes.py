@@ -21,8 +21,7 @@ from reprotrain.models import (
     label_order_problem,
     model_labels,
 )
-from reprotrain.packaging.card import HEADLINE
-from reprotrain.params import parse
+from reprotrain.params import HEADLINE_METRICS, parse
 
 log = logging.getLogger(__name__)
 
@@ -233,7 +232,7 @@ def compute_metrics(
 
 def model_comparison(metrics: dict[str, Any]) -> pd.DataFrame:
     """The model and each baseline, one row each, on the headline metrics (``dvc plots``)."""
-    headline = [k for k in HEADLINE if k in metrics]
+    headline = [k for k in HEADLINE_METRICS if k in metrics]
     models = {"trained model": metrics, **metrics.get("baselines", {})}
     rows = [{"model": name, **{k: scores[k] for k in headline}} for name, scores in models.items()]
     return pd.DataFrame(rows, columns=["model", *headline])

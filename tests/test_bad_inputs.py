@@ -326,7 +326,7 @@ CASES: dict[str, Case] = {
         (
             "invalid parameters in parameters_clean.yml",
             "unknown key 'clean.lable_column'",
-            "allowed keys: categorical_columns, drop_duplicates",
+            "allowed keys: categorical_columns, date_columns, drop_duplicates",
         ),
     ),
     "params/task_typo": Case(

@@ -418,6 +418,7 @@ def test_main_writes_a_complete_env_that_kedro_loads_and_validates(project, caps
         parse(step, load_parameters(step, conf, "birds"), task)
     clean = load_parameters("clean", conf, "birds")
     assert clean["id_column"] == "bird_id" and clean["categorical_columns"] == ["site", "sex_"]
+    assert clean["drop_duplicates"] is False  # identical rows of a table are observations
     convert = load_parameters("convert", conf, "birds")
     assert list(convert["categories"]) == clean["categorical_columns"]
     package = load_parameters("package", conf, "birds")
@@ -673,3 +674,24 @@ def test_a_date_column_trains_packages_and_predicts_from_raw_dates(scratch_proje
     out = pd.read_csv(root / "data/07_model_output/seasons/predictions.csv", keep_default_na=False)
     assert out["day"].tolist() == new_rows["day"].tolist()
     assert out["predicted_label"].isin(["autumn", "spring", "summer", "winter"]).all()
+
+
+def test_identical_rows_of_a_table_stay_and_repeated_texts_go(scratch_project, capsys):
+    """Two passengers of the same class, age and sex are two rows; a repeated text is a leak."""
+    root = scratch_project.root
+    table = birds(40)[["site", "sex_", "kind"]].dropna()
+    exported(pd.concat([table] * 3), root / "data/01_raw/crowd.csv")
+    assert scaffold.main(["data/01_raw/crowd.csv", "--label", "kind"]) == 0
+    inbox = messages(60)
+    exported(
+        pd.concat([inbox, inbox.assign(msg_id=inbox["msg_id"] + 100)]),
+        root / "data/01_raw/inbox.csv",
+    )
+    assert scaffold.main(["data/01_raw/inbox.csv", "--label", "kind"]) == 0
+    capsys.readouterr()
+    for env in ("crowd", "inbox"):
+        scratch_project.run("clean", env=env)
+    crowd = json.loads((root / "data/08_reporting/crowd/clean_report.json").read_text())
+    assert crowd["rows_out"] == crowd["rows_in"] == 3 * len(table)
+    texts = json.loads((root / "data/08_reporting/inbox/clean_report.json").read_text())
+    assert texts["removed"]["duplicate"] == len(inbox)

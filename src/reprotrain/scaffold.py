@@ -836,7 +836,7 @@ def parameter_groups(plan: Plan) -> dict[str, dict[str, Any]]:
                 "id_column": plan.id_column,
                 "group_column": None,
                 "missing_features": plan.missing_features,
-                "drop_duplicates": True,
+                "drop_duplicates": text,
             }
         },
         "parameters_convert.yml": {"convert": convert},
@@ -879,6 +879,9 @@ def _comments(plan: Plan) -> dict[str, dict[str, str]]:
             if plan.kind == "tabular"
             else "a row without text is dropped",
             "clean.date_columns": "the format every value reads with (strptime, or ISO8601)",
+            "clean.drop_duplicates": "a repeated text would land in train and test alike"
+            if plan.kind == "text"
+            else "identical rows are separate observations in a table",
         },
         "parameters_convert.yml": {
             "convert.categories": "each column's values, sorted",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -16,6 +18,7 @@ from reprotrain.pipelines.evaluate import create_pipeline
 from reprotrain.pipelines.evaluate.nodes import (
     compute_metrics,
     confusion_plot_data,
+    model_comparison,
     plot_confusion_matrix,
     plot_training_curves,
     predict_test_set,
@@ -135,10 +138,34 @@ def test_training_curves_collapse_sparse_logger_rows():
         }
     )
     curves = training_curves(history)
-    assert list(curves.columns) == ["step", "epoch", "train_loss", "val_loss", "val_acc"]
+    assert list(curves.columns) == [
+        *["step", "epoch", "train_loss", "val_loss", "val_acc"],
+        "val_score",  # the score plot's curve: accuracy (regression: MSE)
+    ]
+    assert curves["val_score"].equals(curves["val_acc"])
     assert curves["step"].tolist() == [9, 19, 39]
     assert curves.loc[1, "train_loss"] == pytest.approx(0.6)
     assert curves.loc[1, "val_loss"] == pytest.approx(0.55)
+
+
+def test_a_regression_plots_as_a_classification_does():
+    """One dvc.yaml plots section: deciles for the confusion plot, MSE as the score."""
+    actual = np.arange(1.0, 101.0)
+    frame = pd.DataFrame({"actual": actual, "predicted": actual[::-1] + 1000})
+    frame.loc[0, "predicted"] = -5.0
+    data = confusion_plot_data(frame)
+    deciles = np.quantile(actual, np.linspace(0, 1, 11))
+    assert sorted(data["actual"].unique()) == [
+        f"d{i:02d} {lo:.4g}-{hi:.4g}" for i, (lo, hi) in enumerate(pairwise(deciles), 1)
+    ]
+    assert data["actual"].value_counts().tolist() == [10] * 10  # 1-10.9, 10.9-20.8, ...
+    assert data.loc[0, "predicted"].startswith("d01 ")  # below the range: the first bin
+    assert set(data.loc[1:, "predicted"]) == {data["actual"].max()}  # above: the last
+    history = pd.DataFrame({"epoch": [0], "step": [9], "train/mse": [2.0], "val/mse": [3.0]})
+    assert training_curves(history)[["train_score", "val_score"]].values.tolist() == [[2.0, 3.0]]
+    zero = pd.DataFrame({"zero": np.zeros(len(frame))})
+    table = model_comparison(compute_metrics(frame, REGRESSION, zero))
+    assert table["score"].tolist() == table["mse"].tolist()
 
 
 def test_training_curves_of_an_empty_history():

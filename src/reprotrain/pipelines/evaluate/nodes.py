@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -26,6 +27,8 @@ from reprotrain.params import HEADLINE_METRICS, parse
 log = logging.getLogger(__name__)
 
 CURVE_COLUMNS = ("train/loss", "val/loss", "train/acc", "val/acc", "train/f1", "val/f1")
+CURVE_COLUMNS += ("train/mse", "val/mse")  # regression
+PREDICTION_BINS = 10  # a regression's confusion plot: deciles of the actual test values
 
 
 def check_labels(
@@ -231,23 +234,47 @@ def compute_metrics(
 
 
 def model_comparison(metrics: dict[str, Any]) -> pd.DataFrame:
-    """The model and each baseline, one row each, on the headline metrics (``dvc plots``)."""
+    """The model and each baseline, one row each, on the headline metrics (``dvc plots``),
+    and ``score``: the primary metric (macro-F1; regression: MSE), whatever the task type."""
     headline = [k for k in HEADLINE_METRICS if k in metrics]
+    key, _ = primary_metric("f1_macro" not in metrics)
     models = {"trained model": metrics, **metrics.get("baselines", {})}
-    rows = [{"model": name, **{k: scores[k] for k in headline}} for name, scores in models.items()]
-    return pd.DataFrame(rows, columns=["model", *headline])
+    rows = [
+        {"model": name, **{k: scores[k] for k in headline}, "score": scores[key]}
+        for name, scores in models.items()
+    ]
+    return pd.DataFrame(rows, columns=["model", *headline, "score"])
 
 
 def confusion_plot_data(test_predictions: pd.DataFrame) -> pd.DataFrame:
-    """One row per test example, ``actual`` and ``predicted``, for ``dvc plots`` (confusion)."""
-    return test_predictions[["actual", "predicted"]].copy()
+    """One row per test example, ``actual`` and ``predicted``, for ``dvc plots`` (confusion).
+
+    A regression's values are binned into the deciles of the actual test values (labels
+    such as ``d01 326-837``; a prediction outside their range falls in the first or last
+    bin), so that the confusion plot reads as it does for classes.
+    """
+    data = test_predictions[["actual", "predicted"]].copy()
+    if "actual_id" in test_predictions.columns or data.empty:
+        return data
+    actual = data["actual"].to_numpy(dtype=np.float64)
+    edges = np.unique(np.quantile(actual, np.linspace(0, 1, PREDICTION_BINS + 1)))
+    if len(edges) < 2:  # one value only
+        edges = np.array([edges[0], edges[0]])
+    names = [f"d{i:02d} {lo:.4g}-{hi:.4g}" for i, (lo, hi) in enumerate(pairwise(edges), 1)]
+    inner = edges[1:-1]  # bin i holds (edge i, edge i+1]; the first also holds its low edge
+
+    def binned(values: pd.Series) -> list[str]:
+        return [names[i] for i in np.searchsorted(inner, values.to_numpy(np.float64), "left")]
+
+    return pd.DataFrame({"actual": binned(data["actual"]), "predicted": binned(data["predicted"])})
 
 
 def training_curves(training_history: pd.DataFrame) -> pd.DataFrame:
     """Lightning's sparse CSVLogger rows → one row per step with every logged curve.
 
     Column names lose their slash (``train/loss`` → ``train_loss``) so that plotting tools
-    take them as plain field names.
+    take them as plain field names. ``train_score`` and ``val_score`` repeat the accuracy
+    (regression: the MSE), so that one ``dvc plots`` definition serves both task types.
     """
     present = [c for c in CURVE_COLUMNS if c in training_history.columns]
     keys = [c for c in ("step", "epoch") if c in training_history.columns]
@@ -255,7 +282,12 @@ def training_curves(training_history: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=["step", "epoch", *(c.replace("/", "_") for c in present)])
     curves = training_history[keys + present].groupby("step", as_index=False).first()
     curves = curves.dropna(subset=present, how="all").sort_values("step").reset_index(drop=True)
-    return curves.rename(columns={c: c.replace("/", "_") for c in present})
+    curves = curves.rename(columns={c: c.replace("/", "_") for c in present})
+    score = "mse" if "val/mse" in present else "acc"  # the score plot's curves, by task type
+    for split in ("train", "val"):
+        if f"{split}_{score}" in curves.columns:
+            curves[f"{split}_score"] = curves[f"{split}_{score}"]
+    return curves
 
 
 def _new_figure(width: float, height: float) -> Figure:
@@ -310,7 +342,7 @@ def plot_confusion_matrix(test_predictions: pd.DataFrame, task: dict[str, Any]) 
 
 def plot_model_comparison(model_comparison: pd.DataFrame) -> Figure:
     """The model beside its baselines on the test split: one bar per model and metric."""
-    metrics = [c for c in model_comparison.columns if c != "model"]
+    metrics = [c for c in model_comparison.columns if c not in ("model", "score")]
     fig = _new_figure(4 + 2.5 * len(metrics), 1.2 + 0.5 * len(model_comparison))
     for n, metric in enumerate(metrics, start=1):
         ax = fig.add_subplot(1, len(metrics), n)
@@ -328,16 +360,18 @@ def plot_model_comparison(model_comparison: pd.DataFrame) -> Figure:
 
 
 def plot_training_curves(training_curves: pd.DataFrame) -> Figure:
-    """Loss (left) and accuracy / F1 (right) against the training step."""
+    """Loss (left) and accuracy / F1 (regression: MSE) (right) against the training step."""
     fig = _new_figure(10, 4)
     loss_ax, score_ax = fig.subplots(1, 2)
-    for column in training_curves.columns.drop(["step", "epoch"], errors="ignore"):
+    curves = [c for c in training_curves.columns if c not in ("step", "epoch")]
+    for column in [c for c in curves if not c.endswith("_score")]:  # those repeat a curve
         ax = loss_ax if column.endswith("loss") else score_ax
         values = training_curves[["step", column]].dropna()
         style = "o-" if column.startswith("val") or len(values) < 20 else "-"
         ax.plot(values["step"], values[column], style, label=column, markersize=4)
     loss_ax.set(xlabel="step", ylabel="loss", title="Loss")
-    score_ax.set(xlabel="step", ylabel="score", title="Accuracy and F1")
+    mse = any(c.endswith("_mse") for c in curves)
+    score_ax.set(xlabel="step", ylabel="score", title="MSE" if mse else "Accuracy and F1")
     for ax in (loss_ax, score_ax):
         if ax.get_legend_handles_labels()[0]:
             ax.legend()

@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import platform
+import random
 import re
 import shutil
 import statistics
@@ -42,7 +43,8 @@ ENV = {
 os.environ.update({k: ENV[k] for k in ("HF_HUB_OFFLINE", "KEDRO_DISABLE_TELEMETRY")})
 os.environ["TOKENIZERS_PARALLELISM"] = "false"
 HEAVY = ("torch", "transformers", "lightning", "torchmetrics", "tokenizers", "sklearn")
-ALL_ROWS = ("train", "convert", "startup", "dvc", "quality")  # the slowest last
+ALL_ROWS = ("train", "convert", "startup", "dvc", "quality", "overhead")
+OVERHEAD_STEPS = 300  # the overhead row's optimiser steps per run (the train row runs 40)
 
 
 # ------------------------------------------------------------------------------------ helpers
@@ -57,6 +59,14 @@ def stats(values: Sequence[float | None]) -> dict[str, Any]:
         "max": max(vals),
         "values": list(values),
     }
+
+
+def mean_ci(values: Sequence[float], level: float = 0.95, resamples: int = 10_000) -> list[float]:
+    """``[mean, low, high]``: the mean and its bootstrap percentile interval (seeded)."""
+    rng = random.Random(0)
+    means = sorted(statistics.fmean(rng.choices(values, k=len(values))) for _ in range(resamples))
+    tail = int(resamples * (1 - level) / 2)
+    return [statistics.fmean(values), means[tail], means[resamples - 1 - tail]]
 
 
 def rotated(variants: Sequence[str], r: int) -> list[str]:
@@ -80,12 +90,12 @@ def wait_quiet(limit_s: float = 900, below: float = 1.2, every_s: float = 30) ->
 
 
 def timed(
-    cmd: Sequence[str] | str, cwd: Path, **kw: Any
+    cmd: Sequence[str] | str, cwd: Path, env: dict[str, str] | None = None, **kw: Any
 ) -> tuple[float, subprocess.CompletedProcess]:
     """Wall time of a subprocess (raises with its output if it fails)."""
     start = time.perf_counter()
     proc = subprocess.run(
-        check=False, args=cmd, cwd=cwd, env=ENV, capture_output=True, text=True, **kw
+        check=False, args=cmd, cwd=cwd, env=env or ENV, capture_output=True, text=True, **kw
     )
     elapsed = time.perf_counter() - start
     if proc.returncode:
@@ -165,9 +175,10 @@ def prepare_training(work: Path) -> None:
     (work / "task.json").write_text(json.dumps(load_parameters("task", ROOT / "conf")))
 
 
-def run_worker(kind: str, variant: str, work: Path) -> dict[str, Any]:
+def run_worker(kind: str, variant: str, work: Path, steps: int | None = None) -> dict[str, Any]:
     """Run one variant of ``train_worker.py`` in a fresh process; return its figures."""
-    wall, proc = timed([PY, str(HERE / "train_worker.py"), kind, variant, str(work)], work)
+    env = {**ENV, "BENCH_STEPS": str(steps)} if steps else None
+    wall, proc = timed([PY, str(HERE / "train_worker.py"), kind, variant, str(work)], work, env)
     line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT "))
     result = json.loads(line[len("RESULT ") :])
     result["process_wall_s"] = wall
@@ -226,6 +237,30 @@ def bench_training(work: Path, rounds: int) -> dict[str, Any]:
             [a / b for a, b in zip(grow["project"], grow[ref], strict=True)]
         )
     return out
+
+
+def bench_overhead(work: Path, rounds: int) -> dict[str, Any]:
+    """Framework work per step, paired: the project against HF ``Trainer``.
+
+    Both run the same kernels on the same batches, so their throughputs differ by their own
+    work per step only: this row measures that difference directly, with a near-zero model
+    and ``OVERHEAD_STEPS`` steps per run, in alternating pairs of fresh processes.
+    """
+    variants = ["project", "hf"]
+    runs: dict[str, list[dict[str, Any]]] = {v: [] for v in variants}
+    for r in range(rounds):
+        for v in rotated(variants, r):
+            runs[v].append(run_worker("overhead", v, work, steps=OVERHEAD_STEPS))
+    ms = {v: [x["step_ms_median"] for x in runs[v]] for v in variants}
+    difference = [a - b for a, b in zip(ms["project"], ms["hf"], strict=True)]
+    return {
+        "runs": runs,
+        "steps": OVERHEAD_STEPS,
+        **{f"framework_ms_{v}": stats(ms[v]) for v in variants},
+        "difference_ms": stats(difference),
+        "difference_mean_ci_ms": mean_ci(difference),
+        "project_lower_in": sum(d < 0 for d in difference),
+    }
 
 
 def bench_quality(work: Path, rounds: int) -> dict[str, Any]:
@@ -453,6 +488,29 @@ def _pct(s: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _overhead_rows(results: dict[str, Any]) -> list[str]:
+    """Row 1b: the paired framework-work difference, with its interval, against a MiniLM step."""
+    o = results.get("overhead")
+    if not o:
+        return []
+    mean, low, high = o["difference_mean_ci_ms"]
+    step = ((results.get("train") or {}).get("step_ms_project") or {}).get("median")
+    share = (
+        f"; {100 * mean / step:+.3f} % ({100 * low / step:+.3f} to {100 * high / step:+.3f}) "
+        f"of a MiniLM step ({step:.0f} ms)"
+        if step
+        else ""
+    )
+    n = len(o["difference_ms"]["values"])
+    return [
+        f"| 1 | Framework work per step, paired, near-zero model, {o['steps']} steps (ms) "
+        f"| {fmt(o['framework_ms_project'])} | HF Trainer {fmt(o['framework_ms_hf'])} "
+        f"| project − HF: mean {mean:+.3f} ms (95 % CI {low:+.3f} to {high:+.3f}){share}; "
+        f"project lower in {o['project_lower_in']} of {n} pairs "
+        f"| ≤ 0: same kernels, so throughput ≥ HF | {'PASS' if high <= 0 else 'MISS'} |"
+    ]
+
+
 def table(results: dict[str, Any]) -> list[str]:
     """The Markdown rows of RESULTS.md's main table."""
     head = [
@@ -496,6 +554,7 @@ def table(results: dict[str, Any]) -> list[str]:
             f"| 1 | Peak RSS, whole process (MiB) | {fmt(t['peak_rss_mib_project'], '', 0)} | HF Trainer "
             f"{fmt(t['peak_rss_mib_hf'], '', 0)} | {fmt(t['rss_ratio_hf'], '×', 3)} | (info) | – |",
         ]
+    rows += _overhead_rows(results)
     q = results.get("quality")
     if not q:
         rows.append(
@@ -658,7 +717,7 @@ def main() -> None:
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="reprotrain-bench-") as tmp:
         work = Path(tmp)
-        if {"train", "quality"} & set(rows):
+        if {"train", "quality", "overhead"} & set(rows):
             prepare_training(work)
         benches: dict[str, Callable[[], dict[str, Any]]] = {
             "train": lambda: bench_training(work, args.rounds),
@@ -666,6 +725,7 @@ def main() -> None:
             "convert": lambda: bench_convert(work, args.rounds),
             "startup": lambda: bench_startup(work, args.rounds),
             "dvc": lambda: bench_dvc(args.rounds),
+            "overhead": lambda: bench_overhead(work, args.rounds),
         }
         for row in rows:
             load = loadavg()

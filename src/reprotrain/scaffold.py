@@ -988,6 +988,42 @@ def envs_naming(conf: Path, name: str, besides: str) -> list[str]:
 
 
 # -------------------------------------------------------------------------------------- report
+def _column_lines(plan: Plan) -> list[str]:
+    """The text, id, feature and ignored columns, one line each (numbers on one line)."""
+    lines = [f"  {r.role:<12} '{r.column}': {r.reason}" for r in plan.columns_with("text")]
+    lines += [f"  {r.role:<12} '{r.column}': {r.reason}" for r in plan.columns_with("id")]
+    if plan.numeric_columns:
+        lines.append(f"  numeric      {_quoted(plan.numeric_columns, 20)} (numbers)")
+    for c, values in plan.categories.items():
+        reason = next(r.reason for r in plan.roles if r.column == c)
+        lines.append(f"  categorical  '{c}': {_short(values)} ({reason}; sorted)")
+    for c, fmt in plan.date_columns.items():
+        parts = ", ".join(p.removeprefix(c) for p in plan.date_parts.get(c, []))
+        lines.append(f"  date         '{c}': dates, format {fmt} -> {parts}")
+    return lines + [
+        f"  ignored      '{r.column}': {r.reason}" for r in plan.columns_with("ignored")
+    ]
+
+
+def _model_lines(plan: Plan) -> list[str]:
+    """What the model reads, and (tables) the missing-value policy."""
+    if plan.kind == "text":
+        blank = sum(plan.missing.values())
+        gaps = f"; {blank:,} row(s) without text are dropped" if blank else ""
+        return [
+            f"  model        a transformer ({plan.model_checkpoint}, conf/base's fit) reads "
+            f"'{plan.text_column}' only{gaps}"
+        ]
+    counts = ", ".join(f"'{c}' {n:,}" for c, n in plan.missing.items())
+    missing = (
+        f"  missing      {counts} -> missing_features: keep (numbers imputed with training "
+        f"means, a missing category encodes as all zeros)"
+        if plan.missing_features == "keep"
+        else "  missing      none in the features -> missing_features: drop"
+    )
+    return [missing, f"  model        an MLP ({TABULAR_FIT}, copied)"]
+
+
 def describe(plan: Plan, files: list[str]) -> str:
     """What was inferred and why, in a few plain lines."""
     lines = [
@@ -1009,35 +1045,7 @@ def describe(plan: Plan, files: list[str]) -> str:
         )
     elif dropped:
         lines.append(f"  labels       none (regression){dropped}")
-    for r in [*plan.columns_with("text"), *plan.columns_with("id")]:
-        lines.append(f"  {r.role:<12} '{r.column}': {r.reason}")
-    if plan.numeric_columns:
-        lines.append(f"  numeric      {_quoted(plan.numeric_columns, 20)} (numbers)")
-    for c, values in plan.categories.items():
-        reason = next(r.reason for r in plan.roles if r.column == c)
-        lines.append(f"  categorical  '{c}': {_short(values)} ({reason}; sorted)")
-    for c, fmt in plan.date_columns.items():
-        parts = ", ".join(p.removeprefix(c) for p in plan.date_parts.get(c, []))
-        lines.append(f"  date         '{c}': dates, format {fmt} -> {parts}")
-    for r in plan.columns_with("ignored"):
-        lines.append(f"  ignored      '{r.column}': {r.reason}")
-    counts = ", ".join(f"'{c}' {n:,}" for c, n in plan.missing.items())
-    if plan.kind == "text":
-        blank = sum(plan.missing.values())
-        gaps = f"; {blank:,} row(s) without text are dropped" if blank else ""
-        lines.append(
-            f"  model        a transformer ({plan.model_checkpoint}, conf/base's fit) reads "
-            f"'{plan.text_column}' only{gaps}"
-        )
-    else:
-        if plan.missing_features == "keep":
-            lines.append(
-                f"  missing      {counts} -> missing_features: keep (numbers imputed with "
-                f"training means, a missing category encodes as all zeros)"
-            )
-        else:
-            lines.append("  missing      none in the features -> missing_features: drop")
-        lines.append(f"  model        an MLP ({TABULAR_FIT}, copied)")
+    lines += _column_lines(plan) + _model_lines(plan)
     lines += [f"  note         {n}" for n in plan.notes]
     lines += [
         f"wrote conf/{plan.env}/: {', '.join(files)}",

@@ -695,3 +695,28 @@ def test_identical_rows_of_a_table_stay_and_repeated_texts_go(scratch_project, c
     assert crowd["rows_out"] == crowd["rows_in"] == 3 * len(table)
     texts = json.loads((root / "data/08_reporting/inbox/clean_report.json").read_text())
     assert texts["removed"]["duplicate"] == len(inbox)
+
+
+def test_a_feature_with_a_reserved_name_is_ignored_and_says_so():
+    frame = birds(60).rename(columns={"site": "group"})
+    plan = plan_of(frame, "kind")
+    assert "group" not in plan.categories
+    assert roles(plan)["group"] == "ignored"
+    reason = next(r.reason for r in plan.roles if r.column == "group")
+    assert "its name is one the pipeline reserves: rename the column" in reason
+
+
+def test_numeric_labels_with_NA_are_named_as_clean_reads_them(scratch_project, capsys):
+    """R writes a missing class code as NA: the labels are then the codes as written."""
+    root = scratch_project.root
+    frame = birds(60)[["bill", "body_mass_g", "kind"]]
+    frame["kind"] = frame["kind"].map({"Adelie": "1", "Chinstrap": "2", "Gentoo": "10"})
+    frame.loc[4, "kind"] = "NA"
+    exported(frame, root / "data/01_raw/codes.csv")
+    assert scaffold.main(["data/01_raw/codes.csv", "--label", "kind"]) == 0
+    out = capsys.readouterr().out
+    assert "labels       1, 2, 10, NA (4 distinct values, sorted by value)" in out
+    assert "label value(s) 'NA' (1 row) read as class(es)" in out
+    scratch_project.run("clean", env="codes")
+    report = json.loads((root / "data/08_reporting/codes/clean_report.json").read_text())
+    assert report["rows_out"] == len(frame)  # every label is one of task.labels

@@ -32,7 +32,14 @@ import pandas as pd
 import yaml
 
 from reprotrain.atomic import writing_dir
-from reprotrain.features import NA_STRINGS, as_missing, date_features, label_text, parse_dates
+from reprotrain.features import (
+    NA_STRINGS,
+    NON_FEATURES,
+    as_missing,
+    date_features,
+    label_text,
+    parse_dates,
+)
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 RESERVED_ENVS = ("base", "local")  # the project's own configuration, and the user's secrets
@@ -296,11 +303,14 @@ def describe_options(options: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
-def read_table(path: Path, options: dict[str, Any] | None = None) -> pd.DataFrame:
+def read_table(
+    path: Path, options: dict[str, Any] | None = None, literal: tuple[str, ...] = ()
+) -> pd.DataFrame:
     """The file as the catalog's ``raw_table`` reads it, numbers parsed as the clean step does.
 
     A CSV is read with ``options`` (:func:`read_options` of the file when not given). Other
-    cells are read literally: a class named ``NA`` is a class.
+    cells are read literally: a class named ``NA`` is a class. The ``literal`` columns (the
+    label) are left exactly as read, as clean reads a class label.
     """
     if not path.is_file():
         raise ScaffoldError(f"no file {path}: which file did you mean?")
@@ -330,18 +340,22 @@ def read_table(path: Path, options: dict[str, Any] | None = None) -> pd.DataFram
         raise ScaffoldError(
             f"{path.name} has column names that are not text: {list(frame.columns)}"
         )
-    return _numbers_as_clean_reads_them(frame)
-
-
-def _numbers_as_clean_reads_them(frame: pd.DataFrame) -> pd.DataFrame:
-    """Columns whose values are all numbers or missing-value markers, as numbers."""
     for c in frame.columns:
-        if not pd.api.types.is_numeric_dtype(frame[c]):  # booleans count as numeric
-            marked = as_missing(frame[c])
-            numbers = pd.to_numeric(marked, errors="coerce")
-            if marked.notna().any() and numbers.notna().sum() == marked.notna().sum():
-                frame[c] = numbers
+        if c not in literal:
+            frame[c] = as_number(frame[c])
     return frame
+
+
+def as_number(s: pd.Series) -> pd.Series:
+    """``s`` as numbers when its values are all numbers or missing-value markers (as clean
+    reads a numeric column), else ``s`` unchanged."""
+    if pd.api.types.is_numeric_dtype(s):  # booleans count as numeric
+        return s
+    marked = as_missing(s)
+    numbers = pd.to_numeric(marked, errors="coerce")
+    if marked.notna().any() and numbers.notna().sum() == marked.notna().sum():
+        return numbers
+    return s
 
 
 def task_group(path: Path) -> dict[str, Any]:
@@ -372,10 +386,13 @@ def label_strings(s: pd.Series) -> pd.Series:
 
 
 def sorted_labels(s: pd.Series) -> list[str]:
-    """The distinct labels as strings: sorted as text, or by value for a numeric column."""
+    """The distinct labels as strings: sorted as text, or by value for a column of numbers
+    (missing-value markers such as ``NA`` after them)."""
     strings = label_strings(s)
-    if _is_number(s):  # 2 before 10
-        by_value = dict(zip(strings, s[strings.index].astype("float64"), strict=True))
+    number = as_number(s)
+    if _is_number(number):  # 2 before 10
+        values = number[strings.index].astype("float64")
+        by_value = dict(zip(strings, values.fillna(np.inf), strict=True))
         return sorted(by_value, key=lambda k: (by_value[k], k))
     return sorted(set(strings))
 
@@ -503,11 +520,12 @@ def infer_label(  # noqa: C901 - see the docstring
     of rules, each with its own message; read top to bottom, they say how a label is judged.
     """
     name = str(s.name)
-    strings = label_strings(s)
+    number = as_number(s)  # as clean reads a regression target: "NA" is missing there
+    numeric = _is_number(number)
+    strings = label_strings(number if numeric else s)
     if strings.empty:
         raise ScaffoldError(f"label column '{name}' has no values: is it the right column?")
-    numeric = _is_number(s)
-    values = s.dropna()
+    values = number.dropna()
     distinct = strings.nunique()
     if distinct < 2:
         raise ScaffoldError(
@@ -539,18 +557,19 @@ def infer_label(  # noqa: C901 - see the docstring
             f"label column '{name}' has {distinct:,} distinct values in {len(strings):,} rows: is "
             f"it the label? (for a numeric target, pass --type regression)"
         )
-    labels = sorted_labels(s)
+    labels = sorted_labels(s)  # as written: clean reads a class label literally
     if numeric and pd.api.types.is_float_dtype(s) and whole:
         notes.append(
             f"'{name}' is read as decimals (missing values, or a '.0' in the file), so the "
             f"classes are named {_short(labels, 3)} as the clean step reads them"
         )
+    strings = label_strings(s)
     counts = strings.value_counts()
     marks = counts[[v for v in counts.index if v in NA_STRINGS]]
     if len(marks):
         notes.append(
             "label value(s) "
-            + _short([f"{k!r} ({v:,} rows)" for k, v in marks.items()], 5)
+            + _short([f"{k!r} ({v:,} row{'s' * (v != 1)})" for k, v in marks.items()], 5)
             + " read as class(es), as written; if they mark a missing label (R writes NA so), "
             "delete them from task.labels in globals.yml: clean then drops those rows as "
             "unknown labels"
@@ -649,6 +668,14 @@ def infer_plan(
 
     kind, why, labels, labelled, notes = infer_label(frame[label], task_type)
     roles = {c: column_role(frame[c]) for c in frame.columns if c != label}
+    for c, r in roles.items():
+        if c in NON_FEATURES and r.role in ("numeric", "categorical", "date"):
+            roles[c] = Role(
+                c,
+                "ignored",
+                f"{r.reason}, but its name is one the pipeline reserves: rename the "
+                f"column to use it as a feature",
+            )
     chosen_id = _pick_id(roles, frame, id_column)
     chosen_text = _pick_text(roles, frame, text)
     if chosen_text:
@@ -704,7 +731,7 @@ def infer_plan(
         model_checkpoint=checkpoint,
         max_length=int(base_task.get("max_length") or 128),
         name_reason=name_reason,
-        label_is_numeric=_is_number(frame[label]),
+        label_is_numeric=_is_number(as_number(frame[label])),
         notes=notes,
         read_options=read_options or {},
         date_columns=dates,
@@ -1100,7 +1127,7 @@ def main(argv: list[str] | None = None) -> int:
         is_csv = path.is_file() and FORMATS.get(path.suffix.lower()) == "csv"
         options = read_options(path) if is_csv else None
         plan = infer_plan(
-            read_table(path, options),
+            read_table(path, options, literal=(args.label,)),
             label=args.label,
             raw_file=raw_file,
             name=name,

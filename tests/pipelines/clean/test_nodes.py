@@ -92,6 +92,15 @@ def test_missing_column_names_the_column(reviews_raw):
         clean_table(reviews_raw.rename(columns={"text": "review"}), REVIEWS, TASK)
 
 
+@pytest.mark.parametrize("reserved", ["group", "label", "id"])
+def test_a_feature_named_like_a_column_of_the_cleaned_table_is_refused(penguins_raw, reserved):
+    """The cleaned table names its own columns label, id, group, text: a feature cannot."""
+    raw = penguins_raw.rename(columns={"island": reserved})
+    params = {**PENGUINS, "categorical_columns": [reserved, "sex"]}
+    with pytest.raises(DataError, match=rf"feature column\(s\) \['{reserved}'\] have a name"):
+        clean_table(raw, params, PENGUINS_TASK)
+
+
 def test_header_only_table_fails(reviews_raw):
     with pytest.raises(DataError, match="no rows"):
         clean_table(reviews_raw.iloc[:0], REVIEWS, TASK)

@@ -8,6 +8,7 @@ from typing import Any
 import pandas as pd
 
 from reprotrain.features import (
+    NON_FEATURES,
     as_missing,
     format_dates,
     label_text,
@@ -27,8 +28,15 @@ class DataError(ValueError):
 
 
 def _require_columns(raw: pd.DataFrame, p: CleanParams) -> None:
-    wanted = [p.label_column, p.text_column, p.id_column, p.group_column]
-    wanted += [*p.numeric_columns, *p.categorical_columns, *p.date_columns]
+    features = [*p.numeric_columns, *p.categorical_columns, *p.date_columns]
+    reserved = [c for c in features if c in NON_FEATURES]
+    if reserved:
+        raise DataError(
+            f"feature column(s) {reserved} have a name the cleaned table gives its own columns "
+            f"({', '.join(NON_FEATURES)}): rename them in the raw file (and in "
+            f"parameters_clean.yml and parameters_convert.yml)"
+        )
+    wanted = [p.label_column, p.text_column, p.id_column, p.group_column, *features]
     missing = [c for c in wanted if c is not None and c not in raw.columns]
     if missing:
         (header,) = raw.columns if len(raw.columns) == 1 else [""]

@@ -641,6 +641,19 @@ def _check_named_columns(
         raise ScaffoldError(f"'{text}' cannot be both the text and the id column")
 
 
+def _feature_role(s: pd.Series) -> Role:
+    """:func:`column_role`, but a feature named as a column of the cleaned table is ignored."""
+    role = column_role(s)
+    if s.name in NON_FEATURES and role.role in ("numeric", "categorical", "date"):
+        return Role(
+            role.column,
+            "ignored",
+            f"{role.reason}, but its name is one the pipeline reserves: rename the column to "
+            f"use it as a feature",
+        )
+    return role
+
+
 def infer_plan(
     frame: pd.DataFrame,
     *,
@@ -667,15 +680,7 @@ def infer_plan(
     base_task = base_task or {}
 
     kind, why, labels, labelled, notes = infer_label(frame[label], task_type)
-    roles = {c: column_role(frame[c]) for c in frame.columns if c != label}
-    for c, r in roles.items():
-        if c in NON_FEATURES and r.role in ("numeric", "categorical", "date"):
-            roles[c] = Role(
-                c,
-                "ignored",
-                f"{r.reason}, but its name is one the pipeline reserves: rename the "
-                f"column to use it as a feature",
-            )
+    roles = {c: _feature_role(frame[c]) for c in frame.columns if c != label}
     chosen_id = _pick_id(roles, frame, id_column)
     chosen_text = _pick_text(roles, frame, text)
     if chosen_text:
@@ -685,10 +690,7 @@ def infer_plan(
     numeric = [c for c, r in roles.items() if r.role == "numeric"]
     categorical = [c for c, r in roles.items() if r.role == "categorical"]
     dates = {c: r.date_format for c, r in roles.items() if r.role == "date" and r.date_format}
-    for c, fmt in dates.items():
-        note = _month_first_note(c, fmt, frame[c])
-        if note:
-            notes.append(note)
+    notes += [n for c, fmt in dates.items() if (n := _month_first_note(c, fmt, frame[c]))]
     if not (chosen_text or numeric or categorical or dates):
         others = "; ".join(f"'{c}': {r.reason}" for c, r in roles.items()) or "none"
         raise ScaffoldError(

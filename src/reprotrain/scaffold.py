@@ -1,7 +1,8 @@
 """``python -m reprotrain new-task``: a complete Kedro environment for a user's data file.
 
-Reads a CSV (any of the common separators and encodings) or Parquet file, infers what each column is (label, text, numbers, categories,
-id, or ignored), says what it inferred and why, and writes ``conf/<env>/`` so that
+Reads a CSV (any of the common separators and encodings) or Parquet file, infers what each
+column is (label, text, numbers, dates, categories, id, or ignored), says what it inferred and
+why, and writes ``conf/<env>/`` so that
 ``kedro run --pipelines=train --env=<env>`` trains and packages a model with no edits::
 
     python -m reprotrain new-task data/01_raw/tickets.csv --label category
@@ -417,6 +418,11 @@ def _integer_sequence(s: pd.Series) -> bool:  # s: two or more values, none miss
     return bool((values == values.round()).all() and (np.diff(values) == 1).all())
 
 
+def _distinct(s: pd.Series) -> pd.Series:
+    """The distinct present values of ``s`` as stripped strings (markers such as NA left out)."""
+    return pd.Series(as_missing(s).dropna().unique(), dtype="string").str.strip()
+
+
 def _reads_as(strings: pd.Series, fmt: str) -> bool:
     """Whether every value of ``strings`` (distinct, none missing) reads with ``fmt``."""
     for values in (strings[:DATE_PROBE], strings):
@@ -430,7 +436,7 @@ def date_format(strings: pd.Series) -> str | None:
 
     Day first wins where month first reads every value too (:func:`infer_plan` notes it).
     """
-    distinct = pd.Series(as_missing(strings).dropna().unique(), dtype="string").str.strip()
+    distinct = _distinct(strings)
     if distinct.empty or not distinct.str.contains(r"\d", regex=True).all():
         return None
     return next((fmt for fmt in DATE_FORMATS if _reads_as(distinct, fmt)), None)
@@ -441,8 +447,7 @@ def _month_first_note(column: str, fmt: str, s: pd.Series) -> str | None:
     if not fmt.startswith(_DAY_FIRST):
         return None
     other = fmt.replace(_DAY_FIRST, _MONTH_FIRST)
-    distinct = pd.Series(as_missing(s).dropna().unique(), dtype="string").str.strip()
-    if not _reads_as(distinct, other):
+    if not _reads_as(_distinct(s), other):
         return None
     return (
         f"'{column}' reads as day/month/year ({fmt}) and as month/day/year ({other}); "

@@ -86,7 +86,9 @@ def _date_inputs(pre: dict[str, Any]) -> str:
         + ", ".join(f"`{c}.{p}` ({_DATE_MEANINGS[p]})" for p in DATE_PARTS if f"{c}.{p}" in names)
         for c, fmt in dates.items()
     ]
-    return f", and date columns: {'; '.join(each)}; a missing date → training means" if each else ""
+    if not each:
+        return ""
+    return f", and date columns: {'; '.join(each)}; a missing date → training means"
 
 
 def render_card(

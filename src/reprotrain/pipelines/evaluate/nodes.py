@@ -26,8 +26,11 @@ from reprotrain.params import HEADLINE_METRICS, parse
 
 log = logging.getLogger(__name__)
 
-CURVE_COLUMNS = ("train/loss", "val/loss", "train/acc", "val/acc", "train/f1", "val/f1")
-CURVE_COLUMNS += ("train/mse", "val/mse")  # regression
+# the curves training_curves keeps (the last two: a regression's)
+CURVE_COLUMNS = (
+    *("train/loss", "val/loss", "train/acc", "val/acc", "train/f1", "val/f1"),
+    *("train/mse", "val/mse"),
+)
 PREDICTION_BINS = 10  # a regression's confusion plot: deciles of the actual test values
 
 
@@ -203,8 +206,9 @@ def compute_metrics(
     Classification: ``accuracy``, macro ``precision``/``recall``/``f1`` and a ``per_class``
     block (precision, recall, f1, support per label). Macro averages skip a class that is
     absent from both the truth and the predictions (torchmetrics' convention). Regression:
-    ``mse``, ``mae`` and ``r2`` (the share of the test targets' variance explained). Then ``baselines`` (the same headline metrics for each baseline,
-    same test rows), ``best_baseline``, the model's margin over it on the primary metric
+    ``mse``, ``mae`` and ``r2`` (the share of the test targets' variance explained). Then
+    ``baselines`` (the same headline metrics for each baseline, same test rows),
+    ``best_baseline``, the model's margin over it on the primary metric
     (macro-F1; regression: MSE) and ``below_baseline``, true (with a warning) when the model
     scores worse than the best baseline (a tie is not below).
     """

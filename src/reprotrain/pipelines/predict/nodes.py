@@ -65,11 +65,8 @@ def _predict_chunk(
             f"its output; the output would hold two columns of that name. Rename or drop "
             f"them in the input (a former predictions file: keep only the input columns)."
         )
-    columns = [
-        *getattr(package, "numeric_columns", []),
-        *getattr(package, "date_columns", {}),
-        *getattr(package, "categories", {}),
-    ]
+    # date columns need nothing here: the package's parse_dates reads markers as missing
+    columns = [*getattr(package, "numeric_columns", []), *getattr(package, "categories", {})]
     present = [c for c in columns if c in rows.columns]
     preds = predict_rows(
         package,
